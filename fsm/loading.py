@@ -1,0 +1,147 @@
+"""Reading definitions from JSON and YAML text, safely.
+
+Parsers are the first place hostile or broken input arrives, so this module turns every
+parser failure (syntax errors, documents nested thousands of levels deep, YAML alias
+bombs) into a :class:`~fsm.errors.LoadError` naming the file and line, never a
+RecursionError or a traceback from inside a parser.
+
+YAML is read with YAML 1.2 booleans: only ``true``/``false`` are booleans, so the XState
+key ``on:`` stays the string ``"on"`` instead of becoming ``True`` as YAML 1.1 would have
+it (the same trap GitHub Actions files fall into).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fsm.errors import LoadError, Problem
+
+MAX_NODES = 2_000_000
+MAX_DEPTH = 2_000
+
+_BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):
+    """SafeLoader with YAML 1.2 scalars: ``on``/``off``/``yes``/``no`` and dates stay strings."""
+
+
+# YAML 1.1 booleans (yes/no/on/off) and timestamps are not JSON; keep them as strings.
+_DROPPED_TAGS = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _DROPPED_TAGS]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+def _fail(source: str | None, message: str, line: int | None = None) -> LoadError:
+    where = f"line {line}" if line else ""
+    return LoadError([Problem(where, message)], source)
+
+
+def parse_json(text: str, source: str | None = None) -> Any:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _fail(source, f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", exc.lineno) from None
+    except RecursionError:
+        raise _fail(source, "the JSON document is nested too deeply") from None
+    return check_document(data, source)
+
+
+def parse_yaml(text: str, source: str | None = None) -> Any:
+    try:
+        data = yaml.load(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else None
+        raise _fail(source, f"invalid YAML: {exc.problem or exc}", line) from None
+    except yaml.YAMLError as exc:
+        raise _fail(source, f"invalid YAML: {exc}") from None
+    except RecursionError:
+        raise _fail(source, "the YAML document is nested too deeply") from None
+    return check_document(_stringify_keys(data, source), source)
+
+
+def read_file(path: str | Path) -> Any:
+    """Parse a .json, .yaml or .yml file into plain data."""
+    p = Path(path)
+    source = str(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise _fail(source, "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _fail(source, f"cannot read the file: {exc}") from None
+    suffix = p.suffix.lower()
+    if suffix == ".json":
+        return parse_json(text, source)
+    if suffix in (".yaml", ".yml"):
+        return parse_yaml(text, source)
+    raise _fail(source, f"unknown file type {suffix!r}: use .json, .yaml or .yml")
+
+
+def check_document(data: Any, source: str | None) -> Any:
+    """Refuse documents too large or too deep to process safely (iteratively, so the
+    check itself cannot overflow the stack). Shared YAML aliases count every time they
+    are reached, which is what defuses alias bombs."""
+    seen = 0
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        node, depth = stack.pop()
+        seen += 1
+        if seen > MAX_NODES:
+            raise _fail(source, f"the document is too large (more than {MAX_NODES} values, counting YAML aliases)")
+        if depth > MAX_DEPTH:
+            raise _fail(source, f"the document is nested more than {MAX_DEPTH} levels deep")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    return data
+
+
+def _stringify_keys(data: Any, source: str | None) -> Any:
+    """YAML allows non-string keys (``after: {1000: next}`` gives the int 1000); JSON
+    and XState use strings, so convert them the way JSON.stringify would."""
+    if not isinstance(data, (dict, list)):
+        return data
+    root: list[Any] = [data]
+    stack: list[tuple[Any, Any, Any]] = [(root, 0, data)]
+    budget = MAX_NODES
+    while stack:
+        parent, key, node = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise _fail(source, f"the document is too large (more than {MAX_NODES} values, counting YAML aliases)")
+        if isinstance(node, dict):
+            if any(not isinstance(k, str) for k in node):
+                node = {_key_text(k): v for k, v in node.items()}
+                parent[key] = node
+            for k, v in node.items():
+                if isinstance(v, (dict, list)):
+                    stack.append((node, k, v))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                if isinstance(v, (dict, list)):
+                    stack.append((node, i, v))
+    return root[0]
+
+
+def _key_text(key: Any) -> str:
+    if key is None:
+        return "null"
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if isinstance(key, float) and key.is_integer():
+        return str(int(key))
+    return str(key)
