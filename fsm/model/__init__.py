@@ -1,0 +1,1 @@
+"""The compiled model: state nodes and transitions, built once per definition."""

@@ -1,0 +1,1 @@
+"""The pure core: the statechart step function and the values it produces."""

@@ -1,0 +1,638 @@
+"""The statechart step: https://www.w3.org/TR/scxml/#AlgorithmforSCXMLInterpretation
+
+Functions are named after the SCXML procedures they implement. Where XState v5 deviates
+from SCXML, XState is followed (docs/semantics.md lists each case):
+
+- transitions are selected by walking the active configuration from the root: a state's
+  own transitions are considered only when none of its active descendants handles the
+  event (XState ``transitionNode``), not per atomic state as in SCXML;
+- the transition domain is the least common ancestor, compound or parallel
+  (``getTransitionDomain``), and ``reenter: false`` is the default;
+- entering a state runs its entry actions, then starts its invocations, then runs its
+  initial transition's actions;
+- the configuration keeps XState's insertion order, which decides the priority of
+  eventless transitions across parallel regions;
+- reaching a top-level final state runs the exit actions of every active state.
+
+The step is pure: user guards and assignments are called, but side-effecting actions are
+returned as :class:`Effect` values for a runtime to execute. An exception anywhere leaves
+the input snapshot untouched (all work happens on copies).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from fsm import guards as g
+from fsm.actions import Assign, BuiltinAction
+from fsm.errors import ExpressionError, InfiniteLoopError, StepError
+from fsm.model.nodes import COMPOUND, FINAL, HISTORY, PARALLEL, ActionRef, InvokeDef, Model, StateNode, Transition
+from fsm.semantics import events
+from fsm.semantics.snapshot import ACTIVE, DONE, ERROR, Effect, Snapshot, Timer, matches_state, state_value
+
+
+class Implementations:
+    """The user-provided implementations a step may need (guards, assigns, delays)."""
+
+    __slots__ = ("actions", "delays", "guards", "services")
+
+    def __init__(
+        self,
+        actions: Mapping[str, Any] | None = None,
+        guards: Mapping[str, Any] | None = None,
+        delays: Mapping[str, Any] | None = None,
+        services: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.actions: Mapping[str, Any] = actions or {}
+        self.guards: Mapping[str, Any] = guards or {}
+        self.delays: Mapping[str, Any] = delays or {}
+        self.services: Mapping[str, Any] = services or {}
+
+
+class Step:
+    """The working state of one macrostep. Built from a snapshot, discarded afterwards."""
+
+    def __init__(self, model: Model, impl: Implementations, snapshot: Snapshot | None, now: float) -> None:
+        self.model = model
+        self.impl = impl
+        self.now = now
+        if snapshot is None:
+            self.nodes: dict[StateNode, None] = {model.root: None}
+            self.context: dict[str, Any] = {}
+            self.history: Mapping[str, tuple[StateNode, ...]] = {}
+            self.timers: list[Timer] = []
+            self.children: dict[str, str] = {}
+            self.seq = 0
+            self.status = ACTIVE
+            self.output: Any = None
+            self.error: Any = None
+        else:
+            self.nodes = dict.fromkeys(snapshot.nodes)
+            self.context = snapshot.context
+            self.history = snapshot.history
+            self.timers = list(snapshot.timers)
+            self.children = dict(snapshot.children)
+            self.seq = snapshot.seq
+            self.status = snapshot.status
+            self.output = snapshot.output
+            self.error = snapshot.error
+        self.effects: list[Effect] = []
+        self.queue: deque[dict[str, Any]] = deque()
+        self.mutated = False
+        self.microsteps = 0
+        self.domains: dict[Transition, StateNode | None] = {}
+        self.event: Mapping[str, Any] = {}
+        self.recent: deque[StateNode] = deque(maxlen=16)
+
+    # -- guards ------------------------------------------------------------------------
+
+    def evaluate(self, guard: g.Guard, event: Mapping[str, Any], params: Mapping[str, Any] | None = None) -> bool:
+        if isinstance(guard, g.Named):
+            impl = self.impl.guards.get(guard.name)
+            if impl is None:
+                raise StepError(f"guard {guard.name!r} is not provided; pass it with machine.provide(guards=...)")
+            if isinstance(impl, g.Guard):
+                return self.evaluate(impl, event, guard.params)
+            return bool(impl(self.context, event, guard.params))
+        if isinstance(guard, g.And):
+            return all(self.evaluate(x, event, params) for x in guard.guards)
+        if isinstance(guard, g.Or):
+            return any(self.evaluate(x, event, params) for x in guard.guards)
+        if isinstance(guard, g.Not):
+            return not self.evaluate(guard.guard, event, params)
+        if isinstance(guard, g.StateIn):
+            state = guard.state
+            if isinstance(state, str) and state.startswith("#"):
+                node = self.model.by_id.get(state[1:])
+                return node is not None and node in self.nodes
+            return matches_state(state, state_value(self.model.root, tuple(self.nodes)))
+        if isinstance(guard, g.Expr):
+            return bool(guard.expression({"context": self.context, "event": event, "params": params or {}}))
+        if isinstance(guard, g.Inline):
+            return bool(guard.fn(self.context, event, params or {}))
+        raise StepError(f"unknown guard {guard!r}")
+
+    def first_enabled(self, node: StateNode, event: Mapping[str, Any]) -> list[Transition]:
+        """XState ``StateNode.next``: the first candidate whose guard passes."""
+        for t in node.candidates(event["type"]):
+            guard = t.guard
+            if guard is None:
+                return [t]
+            try:
+                ok = self.evaluate(guard, event)
+            except Exception as exc:
+                raise StepError(
+                    f"guard {guard.label()!r} failed in the transition for event {event['type']!r} "
+                    f"in state #{node.id} ({t.path}): {exc}",
+                    state_id=node.id,
+                    event_type=event["type"],
+                    cause=exc,
+                ) from exc
+            if ok:
+                return [t]
+        return []
+
+    # -- selection ---------------------------------------------------------------------
+
+    def select_transitions(self, event: Mapping[str, Any]) -> list[Transition]:
+        """Walk the configuration from the root; a state's own transitions apply only when
+        none of its active descendants handles the event."""
+        children: dict[StateNode, list[StateNode]] = {}
+        for node in self.nodes:
+            if node.parent is not None:
+                children.setdefault(node.parent, []).append(node)
+
+        def visit(node: StateNode) -> list[Transition]:
+            kids = children.get(node)
+            if not kids:
+                return self.first_enabled(node, event)
+            inner: list[Transition] = []
+            for kid in kids:
+                inner.extend(visit(kid))
+            return inner or self.first_enabled(node, event)
+
+        return visit(self.model.root)
+
+    def select_eventless_transitions(self, event: Mapping[str, Any]) -> list[Transition]:
+        enabled: dict[Transition, None] = {}
+        for atomic in [n for n in self.nodes if n.is_atomic]:
+            for state in (atomic, *atomic.ancestors):
+                if not state.always:
+                    continue
+                found = next(
+                    (t for t in state.always if t.guard is None or self.evaluate(t.guard, event)),
+                    None,
+                )
+                if found is not None:
+                    enabled[found] = None
+                    break
+        return self.remove_conflicting_transitions(list(enabled))
+
+    # -- SCXML procedures --------------------------------------------------------------
+
+    def remove_conflicting_transitions(self, transitions: list[Transition]) -> list[Transition]:
+        """SCXML removeConflictingTransitions: of two transitions whose exit sets
+        intersect, the one from the descendant source wins, else the earlier one."""
+        if len(transitions) < 2:
+            return transitions
+        exits = {t: set(self.exit_set([t])) for t in transitions}
+        filtered: dict[Transition, None] = {}
+        for t1 in transitions:
+            preempted = False
+            to_remove: list[Transition] = []
+            for t2 in filtered:
+                if exits[t1] & exits[t2]:
+                    if t1.source.is_descendant_of(t2.source):
+                        to_remove.append(t2)
+                    else:
+                        preempted = True
+                        break
+            if not preempted:
+                for t in to_remove:
+                    del filtered[t]
+                filtered[t1] = None
+        return list(filtered)
+
+    def effective_targets(self, t: Transition) -> list[StateNode]:
+        """Targets with history states replaced by what they remember (or their default)."""
+        if not t.targets:
+            return []
+        out: dict[StateNode, None] = {}
+        for node in t.targets:
+            if node.type == HISTORY:
+                remembered = self.history.get(node.id)
+                if remembered is not None:
+                    out.update(dict.fromkeys(remembered))
+                elif node.history_default is not None:
+                    out.update(dict.fromkeys(self.effective_targets(node.history_default)))
+            else:
+                out[node] = None
+        return list(out)
+
+    def transition_domain(self, t: Transition) -> StateNode | None:
+        """SCXML getTransitionDomain with XState's rule: the least common ancestor
+        (compound or parallel); the source itself for non-reentering transitions that
+        stay inside it; None for a reentering transition with no common ancestor."""
+        targets = self.effective_targets(t)
+        source = t.source
+        if not t.reenter and all(x is source or source in x.ancestors for x in targets):
+            return source
+        lca = find_lca([*targets, source])
+        if lca is not None:
+            return lca
+        if t.reenter:
+            return None
+        return self.model.root
+
+    def exit_set(self, transitions: Iterable[Transition]) -> list[StateNode]:
+        out: dict[StateNode, None] = {}
+        for t in transitions:
+            if t.targets:
+                domain = self.transition_domain(t)
+                if t.reenter and t.source is domain and domain is not None:
+                    out[domain] = None
+                for node in self.nodes:
+                    if node.is_descendant_of(domain):
+                        out[node] = None
+        return list(out)
+
+    def entry_set(self, transitions: list[Transition]) -> tuple[dict[StateNode, None], set[StateNode]]:
+        to_enter: dict[StateNode, None] = {}
+        default_entry: set[StateNode] = set()
+        for t in transitions:
+            domain = self.domains[t] if t in self.domains else self.transition_domain(t)
+            for s in t.targets or ():
+                if s.type != HISTORY and (t.source is not s or t.source is not domain or t.reenter):
+                    to_enter[s] = None
+                    default_entry.add(s)
+                self.add_descendant_states_to_enter(s, to_enter, default_entry)
+            for s in self.effective_targets(t):
+                ancestors = proper_ancestors(s, domain)
+                if domain is not None and domain.type == PARALLEL:
+                    ancestors.append(domain)
+                reentrancy = None if (t.source.parent is None and t.reenter) else domain
+                self.add_ancestor_states_to_enter(to_enter, default_entry, ancestors, reentrancy)
+        return to_enter, default_entry
+
+    def add_descendant_states_to_enter(
+        self, node: StateNode, to_enter: dict[StateNode, None], default_entry: set[StateNode]
+    ) -> None:
+        if node.type == HISTORY:
+            parent = node.parent
+            assert parent is not None
+            remembered = self.history.get(node.id)
+            if remembered is not None:
+                for s in remembered:
+                    to_enter[s] = None
+                    self.add_descendant_states_to_enter(s, to_enter, default_entry)
+                for s in remembered:
+                    self.add_ancestor_states_to_enter(to_enter, default_entry, proper_ancestors(s, parent), None)
+            elif node.history_default is not None:
+                default = node.history_default
+                for s in default.targets or ():
+                    to_enter[s] = None
+                    if default is parent.initial:
+                        default_entry.add(parent)
+                    self.add_descendant_states_to_enter(s, to_enter, default_entry)
+                for s in default.targets or ():
+                    self.add_ancestor_states_to_enter(to_enter, default_entry, proper_ancestors(s, parent), None)
+        elif node.type == COMPOUND:
+            assert node.initial is not None and node.initial.targets
+            initial = node.initial.targets[0]
+            if initial.type != HISTORY:
+                to_enter[initial] = None
+                default_entry.add(initial)
+            self.add_descendant_states_to_enter(initial, to_enter, default_entry)
+            self.add_ancestor_states_to_enter(to_enter, default_entry, proper_ancestors(initial, node), None)
+        elif node.type == PARALLEL:
+            for child in node.children:
+                if not any(s.is_descendant_of(child) for s in to_enter):
+                    to_enter[child] = None
+                    default_entry.add(child)
+                    self.add_descendant_states_to_enter(child, to_enter, default_entry)
+
+    def add_ancestor_states_to_enter(
+        self,
+        to_enter: dict[StateNode, None],
+        default_entry: set[StateNode],
+        ancestors: list[StateNode],
+        reentrancy_domain: StateNode | None,
+    ) -> None:
+        for anc in ancestors:
+            if anc.is_descendant_of(reentrancy_domain):
+                to_enter[anc] = None
+            if anc.type == PARALLEL:
+                for child in anc.children:
+                    if not any(s.is_descendant_of(child) for s in to_enter):
+                        to_enter[child] = None
+                        self.add_descendant_states_to_enter(child, to_enter, default_entry)
+
+    def exit_states(self, transitions: list[Transition], event: Mapping[str, Any]) -> None:
+        to_exit = sorted(self.exit_set(transitions), key=_order, reverse=True)
+        changed: dict[str, tuple[StateNode, ...]] | None = None
+        for state in to_exit:
+            for h in state.history_nodes:
+                if h.history == "deep":
+                    remembered = tuple(n for n in self.nodes if n.is_atomic and n.is_descendant_of(state))
+                else:
+                    remembered = tuple(n for n in self.nodes if n.parent is state)
+                if changed is None:
+                    changed = dict(self.history)
+                changed[h.id] = remembered
+        for state in to_exit:
+            self.run_actions(state.exit, event, state)
+            for inv in state.invoke:
+                self.stop_child(inv.id)
+            del self.nodes[state]
+        if changed is not None:
+            self.history = changed
+
+    def enter_states(self, transitions: list[Transition], event: Mapping[str, Any], initial: bool) -> None:
+        to_enter, default_entry = self.entry_set(transitions)
+        if initial:
+            default_entry.add(self.model.root)
+        completed: set[StateNode] = set()
+        for state in sorted(to_enter, key=_order):
+            self.nodes[state] = None
+            self.run_actions(state.entry, event, state)
+            for inv in state.invoke:
+                self.spawn(inv, event)
+            if state in default_entry and state.initial is not None:
+                self.run_actions(state.initial.actions, event, state)
+            if state.type != FINAL:
+                continue
+            parent = state.parent
+            marker = parent if parent is not None and parent.type == PARALLEL else (parent.parent if parent else None)
+            completion = marker or state
+            if parent is not None and parent.type == COMPOUND:
+                output = self.resolve_output(state, event) if state.output is not None else None
+                self.queue.append(events.done_state(parent.id, output))
+            while (
+                marker is not None
+                and marker.type == PARALLEL
+                and marker not in completed
+                and self.in_final_state(marker)
+            ):
+                completed.add(marker)
+                self.queue.append(events.done_state(marker.id))
+                completion = marker
+                marker = marker.parent
+            if marker is not None:
+                continue
+            self.status = DONE
+            self.output = self.machine_output(event, completion)
+
+    def in_final_state(self, node: StateNode) -> bool:
+        if node.type == COMPOUND:
+            return any(c.type == FINAL and c in self.nodes for c in node.children)
+        if node.type == PARALLEL:
+            return all(self.in_final_state(c) for c in node.children)
+        return node.type == FINAL
+
+    def resolve_output(self, node: StateNode, event: Mapping[str, Any]) -> Any:
+        if node.output_fn is not None:
+            return node.output_fn({"context": self.context, "event": event})
+        return node.output
+
+    def machine_output(self, event: Mapping[str, Any], completion: StateNode) -> Any:
+        root = self.model.root
+        if root.output is None:
+            return None
+        inner = (
+            self.resolve_output(completion, event)
+            if completion.output is not None and completion.parent is not None
+            else None
+        )
+        return self.resolve_output(root, events.done_state(completion.id, inner))
+
+    def microstep(self, transitions: list[Transition], event: Mapping[str, Any], initial: bool = False) -> bool:
+        """SCXML microstep. Returns whether the snapshot changed (XState compares
+        snapshot identity to decide whether eventless transitions are re-selected)."""
+        if not transitions:
+            return False
+        self.microsteps += 1
+        before_nodes = list(self.nodes)
+        before_history = self.history
+        self.mutated = False
+        filtered = self.remove_conflicting_transitions(transitions)
+        for t in filtered:
+            self.recent.append(t.source)
+        # The domain is decided once, before exit states record history. XState computes
+        # it again afterwards, which for an unrecorded history state of a parallel state
+        # targeted from inside it leaves the parallel state out of the configuration
+        # (docs/semantics.md, "Deviations"); deciding once keeps the configuration legal.
+        self.domains = {t: self.transition_domain(t) for t in filtered}
+        if not initial:
+            self.exit_states(filtered, event)
+        for t in filtered:
+            self.run_actions(t.actions, event, t.source)
+        self.enter_states(filtered, event, initial)
+        if self.status == DONE:
+            for state in sorted(self.nodes, key=_order, reverse=True):
+                self.run_actions(state.exit, event, state)
+        if self.history is before_history and set(self.nodes) == set(before_nodes):
+            # XState keeps the previous snapshot's configuration (and its order) when the
+            # set of active states and the history are unchanged.
+            if list(self.nodes) != before_nodes:
+                self.nodes = dict.fromkeys(before_nodes)
+            return self.mutated or self.status != ACTIVE
+        return True
+
+    def macrostep(self, event: Mapping[str, Any]) -> None:
+        """Run-to-completion: the event's microstep, then eventless transitions and the
+        internal queue until the machine settles (bounded by ``max_microsteps``)."""
+        if event["type"] != events.INIT:
+            transitions = self.select_transitions(event)
+            if event["type"].startswith(events.ERROR_ACTOR_PREFIX) and not transitions:
+                self.status = ERROR
+                self.error = event.get("error")
+                self.stop_all_children(event)
+                return
+            self.microstep(transitions, event)
+        select_eventless = True
+        bound = self.model.max_microsteps
+        iterations = 0
+        current = event
+        while self.status == ACTIVE:
+            iterations += 1
+            if iterations > bound:
+                ids = list(dict.fromkeys(n.id for n in self.recent))
+                raise InfiniteLoopError(bound, ids, event["type"])
+            enabled = self.select_eventless_transitions(current) if select_eventless else []
+            had_eventless = bool(enabled)
+            if not enabled:
+                if not self.queue:
+                    break
+                current = self.queue.popleft()
+                enabled = self.select_transitions(current)
+            changed = self.microstep(enabled, current)
+            select_eventless = changed if had_eventless else True
+        if self.status != ACTIVE:
+            self.stop_all_children(current)
+
+    # -- actions -----------------------------------------------------------------------
+
+    def run_actions(self, refs: Iterable[ActionRef], event: Mapping[str, Any], state: StateNode) -> None:
+        for ref in refs:
+            impl = self.impl.actions.get(ref.name)
+            try:
+                if impl is None and ref.builtin is not None:
+                    self.resolve_builtin(ref.builtin, ref.params, event)
+                else:
+                    self.resolve_impl(ref.name, impl, ref.params, event)
+            except StepError:
+                raise
+            except Exception as exc:
+                raise StepError(
+                    f"action {ref.name!r} failed in state #{state.id} while processing event "
+                    f"{event.get('type')!r} ({ref.path}): {exc}",
+                    state_id=state.id,
+                    event_type=event.get("type"),
+                    cause=exc,
+                ) from exc
+
+    def resolve_impl(self, name: str, impl: Any, params: Any, event: Mapping[str, Any]) -> None:
+        if isinstance(impl, BuiltinAction):
+            self.resolve_builtin(impl, params, event)
+        elif isinstance(impl, (list, tuple)):
+            for item in impl:
+                if isinstance(item, str):
+                    self.resolve_impl(item, self.impl.actions.get(item), params, event)
+                else:
+                    self.resolve_impl(name, item, params, event)
+        else:
+            self.effects.append(Effect(name, params, self.context, event, False, impl))
+
+    def resolve_builtin(self, action: BuiltinAction, params: Any, event: Mapping[str, Any]) -> None:
+        self.event = event
+        action.resolve(self, params or {})
+        if isinstance(action, Assign):
+            self.mutated = True
+
+    # ActionScope protocol (used by fsm.actions)
+
+    def assign(self, updates: Mapping[str, Any]) -> None:
+        merged = dict(self.context)
+        merged.update(updates)
+        self.context = merged
+
+    def raise_internal(self, event: dict[str, Any]) -> None:
+        self.queue.append(events.normalize(event))
+
+    def schedule(self, event: dict[str, Any], delay: Any, send_id: str | None, to: str | None) -> None:
+        ms = self.resolve_delay(delay)
+        event = events.normalize(event)
+        if ms is None:
+            # XState: a delay that does not resolve to a number raises immediately.
+            if to is None:
+                self.queue.append(event)
+            else:
+                self.effects.append(
+                    Effect("xstate.sendTo", {"to": to, "event": event, "id": send_id}, self.context, self.event, True)
+                )
+            return
+        timer_id = send_id if send_id is not None else f"xstate.timer.{self.seq}"
+        self.timers = [t for t in self.timers if t.id != timer_id]
+        timer = Timer(timer_id, event, self.now + ms, self.seq, to)
+        self.seq += 1
+        self.timers.append(timer)
+        self.effects.append(Effect("xstate.schedule", timer.to_dict() | {"delay": ms}, self.context, self.event, True))
+
+    def resolve_delay(self, delay: Any) -> float | None:
+        if isinstance(delay, str):
+            impl = self.impl.delays.get(delay)
+            if impl is None:
+                raise StepError(f"delay {delay!r} is not provided; pass it with machine.provide(delays=...)")
+            delay = impl(self.context, self.event, {}) if callable(impl) else impl
+        if isinstance(delay, bool) or not isinstance(delay, (int, float)):
+            return None
+        return float(delay)
+
+    def cancel(self, send_id: str) -> None:
+        before = len(self.timers)
+        self.timers = [t for t in self.timers if t.id != send_id]
+        if len(self.timers) != before:
+            self.effects.append(Effect("xstate.cancel", {"id": send_id}, self.context, self.event, True))
+
+    def effect(self, type_: str, params: dict[str, Any]) -> None:
+        self.effects.append(Effect(type_, params, self.context, self.event, True))
+
+    def stop_child(self, child_id: str) -> None:
+        self.mutated = True
+        if self.children.pop(child_id, None) is not None:
+            self.effects.append(Effect("xstate.stopChild", {"id": child_id}, self.context, self.event, True))
+
+    def spawn(self, inv: InvokeDef, event: Mapping[str, Any]) -> None:
+        self.mutated = True
+        try:
+            value = inv.input_fn({"context": self.context, "event": event}) if inv.input_fn else inv.input
+        except ExpressionError as exc:
+            raise StepError(f"invoke {inv.id!r} input ({inv.path}): {exc}", cause=exc) from exc
+        self.children[inv.id] = inv.src
+        self.effects.append(
+            Effect("xstate.spawnChild", {"id": inv.id, "src": inv.src, "input": value}, self.context, event, True)
+        )
+
+    def stop_all_children(self, event: Mapping[str, Any]) -> None:
+        self.event = event
+        for child_id in list(self.children):
+            self.stop_child(child_id)
+
+    # -- result ------------------------------------------------------------------------
+
+    def snapshot(self, machine: Any) -> Snapshot:
+        return Snapshot(
+            machine,
+            tuple(self.nodes),
+            self.context,
+            self.status,
+            self.output,
+            self.error,
+            self.history,
+            tuple(self.timers),
+            self.children,
+            self.seq,
+        )
+
+
+def _order(node: StateNode) -> int:
+    return node.order
+
+
+def proper_ancestors(node: StateNode, upto: StateNode | None) -> list[StateNode]:
+    """Ancestors of ``node``, nearest first, stopping before ``upto`` (all if None)."""
+    if upto is node:
+        return []
+    out = []
+    for anc in node.ancestors:
+        if anc is upto:
+            break
+        out.append(anc)
+    return out
+
+
+def find_lca(nodes: list[StateNode]) -> StateNode | None:
+    head, tail = nodes[0], nodes[1:]
+    for anc in head.ancestors:
+        if all(anc in n.ancestors for n in tail):
+            return anc
+    return None
+
+
+def initial_targets(root: StateNode) -> tuple[StateNode, ...]:
+    """XState ``getInitialStateNodes``: the root and its default descendants."""
+    out: dict[StateNode, None] = {}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node in out:
+            continue
+        out[node] = None
+        if node.type == COMPOUND and node.initial is not None and node.initial.targets:
+            stack.append(node.initial.targets[0])
+        elif node.type == PARALLEL:
+            stack.extend(reversed(node.children))
+    return tuple(out)
+
+
+def initial_step(model: Model, impl: Implementations, context: dict[str, Any], now: float, input_: Any = None) -> Step:
+    step = Step(model, impl, None, now)
+    step.context = context
+    event: dict[str, Any] = {"type": events.INIT}
+    if input_ is not None:
+        event["input"] = input_
+    start = Transition(model.root, None, initial_targets(model.root), None, (), True, "")
+    step.microstep([start], event, initial=True)
+    step.macrostep(event)
+    return step
+
+
+def run_step(model: Model, impl: Implementations, snapshot: Snapshot, event: Mapping[str, Any], now: float) -> Step:
+    step = Step(model, impl, snapshot, now)
+    step.macrostep(event)
+    return step
+
+
+GuardFn = Callable[[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]], bool]

@@ -1,0 +1,343 @@
+"""Immutable snapshots, effects and timers: the values the step function produces.
+
+A :class:`Snapshot` is never changed in place; a step builds a new one. It keeps the
+active configuration in XState's order (which decides the priority of eventless
+transitions between parallel regions), the context, history memory, pending timers and
+children, so that ``to_dict`` / ``Machine.snapshot_from_dict`` round-trip everything a
+resumed instance needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from fsm.errors import SnapshotError
+from fsm.model.nodes import COMPOUND, Model, StateNode
+
+if TYPE_CHECKING:
+    from fsm.model.nodes import Transition
+
+ACTIVE = "active"
+DONE = "done"
+ERROR = "error"
+STOPPED = "stopped"
+STATUSES = (ACTIVE, DONE, ERROR, STOPPED)
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """A pending delayed event: ``after`` transitions and delayed ``raise`` / ``sendTo``.
+
+    ``due`` is in the clock's milliseconds; ``seq`` orders timers armed at the same time.
+    ``to`` is None for events to this machine, else a child id or the parent marker.
+    """
+
+    id: str
+    event: Mapping[str, Any]
+    due: float
+    seq: int
+    to: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.id, "event": dict(self.event), "due": self.due, "seq": self.seq}
+        if self.to is not None:
+            data["to"] = self.to
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """Something for the runtime to do after a step, in order.
+
+    Custom actions have their own name as ``type`` and receive ``(context, event,
+    params)`` with the context as it was at that point of the step. Built-in effects
+    have XState's ``xstate.*`` types (``xstate.log``, ``xstate.emit``, ``xstate.sendTo``,
+    ``xstate.spawnChild``, ``xstate.stopChild``, ``xstate.schedule``, ``xstate.cancel``).
+    """
+
+    type: str
+    params: Any
+    context: Mapping[str, Any]
+    event: Mapping[str, Any]
+    builtin: bool = False
+    fn: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def immediate(self) -> bool:
+        """Custom actions and ``log`` run as the step proceeds in XState; the other
+        built-ins (emit, send, spawn, timers) are deferred until the step has finished."""
+        return not self.builtin or self.type == "xstate.log"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "params": self.params}
+
+
+def state_value(root: StateNode, nodes: tuple[StateNode, ...]) -> Any:
+    """XState's state value for a configuration, keys in configuration order."""
+    children: dict[StateNode, list[StateNode]] = {}
+    for node in nodes:
+        parent = node.parent
+        if parent is not None:
+            children.setdefault(parent, []).append(node)
+
+    def value_of(node: StateNode) -> Any:
+        kids = children.get(node)
+        if not kids:
+            return {}
+        if node.type == COMPOUND and kids[0].is_atomic:
+            return kids[0].key
+        return {k.key: value_of(k) for k in kids}
+
+    return value_of(root)
+
+
+def to_state_value(value: Any) -> Any:
+    """``"a.b.c"`` -> ``{"a": {"b": "c"}}``; dicts pass through."""
+    if not isinstance(value, str):
+        return value
+    parts = value.split(".")
+    result: Any = parts[-1]
+    for part in reversed(parts[:-1]):
+        result = {part: result}
+    return result
+
+
+def matches_state(parent_value: Any, child_value: Any) -> bool:
+    """XState's ``matchesState``: does the snapshot value ``child_value`` match the
+    (possibly partial) ``parent_value``?"""
+    parent_value = to_state_value(parent_value)
+    child_value = to_state_value(child_value)
+    if isinstance(child_value, str):
+        return isinstance(parent_value, str) and parent_value == child_value
+    if isinstance(parent_value, str):
+        return parent_value in child_value
+    return all(k in child_value and matches_state(v, child_value[k]) for k, v in parent_value.items())
+
+
+class Snapshot:
+    """The state of one machine instance at rest, between two events."""
+
+    __slots__ = (
+        "_node_set",
+        "_value",
+        "children",
+        "context",
+        "error",
+        "history",
+        "machine",
+        "nodes",
+        "output",
+        "seq",
+        "status",
+        "timers",
+    )
+
+    def __init__(
+        self,
+        machine: Any,
+        nodes: tuple[StateNode, ...],
+        context: dict[str, Any],
+        status: str = ACTIVE,
+        output: Any = None,
+        error: Any = None,
+        history: Mapping[str, tuple[StateNode, ...]] | None = None,
+        timers: tuple[Timer, ...] = (),
+        children: Mapping[str, str] | None = None,
+        seq: int = 0,
+    ) -> None:
+        self.machine = machine
+        self.nodes = nodes
+        self.context = context
+        self.status = status
+        self.output = output
+        self.error = error
+        self.history: Mapping[str, tuple[StateNode, ...]] = history or {}
+        self.timers = timers
+        self.children: Mapping[str, str] = children or {}
+        self.seq = seq
+        self._value: Any = None
+        self._node_set: frozenset[StateNode] | None = None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("_value", "_node_set") or not hasattr(self, "_node_set"):
+            object.__setattr__(self, name, value)
+        else:
+            raise AttributeError(f"Snapshot is immutable; use .replace({name}=...) for a changed copy")
+
+    def replace(self, **changes: Any) -> Snapshot:
+        """A copy with some fields changed (snapshots are values, never mutated)."""
+        fields = {name: getattr(self, name) for name in Snapshot.__slots__ if not name.startswith("_")}
+        fields.update(changes)
+        return Snapshot(**fields)
+
+    @property
+    def model(self) -> Model:
+        model: Model = self.machine.model
+        return model
+
+    @property
+    def value(self) -> Any:
+        """The state value: ``"idle"``, ``{"a": {"b": "c"}}``, or a dict of regions."""
+        if self._value is None:
+            self._value = state_value(self.model.root, self.nodes)
+        return self._value
+
+    @property
+    def node_set(self) -> frozenset[StateNode]:
+        if self._node_set is None:
+            self._node_set = frozenset(self.nodes)
+        return self._node_set
+
+    @property
+    def state_ids(self) -> list[str]:
+        """Ids of the active states, in configuration order."""
+        return [n.id for n in self.nodes]
+
+    @property
+    def tags(self) -> set[str]:
+        return {t for n in self.nodes for t in n.tags}
+
+    def matches(self, value: Any) -> bool:
+        """``snapshot.matches("checkout.paid")`` or ``matches({"checkout": "paid"})``."""
+        return matches_state(value, self.value)
+
+    def has_tag(self, tag: str) -> bool:
+        return any(tag in n.tags for n in self.nodes)
+
+    def in_state(self, state_id: str) -> bool:
+        """Is the state with this id (``"#id"`` or ``"id"``) active?"""
+        node = self.model.by_id.get(state_id.removeprefix("#"))
+        return node is not None and node in self.node_set
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return {n.id: n.meta for n in self.nodes if n.meta is not None}
+
+    @property
+    def next_events(self) -> list[str]:
+        """Event descriptors handled by some active state (guards not evaluated),
+        excluding XState's internal ``xstate.*`` events."""
+        seen: dict[str, None] = {}
+        for node in self.nodes:
+            for descriptor, transitions in node.transitions.items():
+                if descriptor.startswith("xstate."):
+                    continue
+                if any(t.targets is not None or t.actions or t.reenter for t in transitions):
+                    seen[descriptor] = None
+        return list(seen)
+
+    def can(self, event: Any) -> bool:
+        """Would this event cause a transition now (guards evaluated)? Like XState's
+        ``snapshot.can``: a transition counts when it has a target or actions."""
+        transitions: list[Transition] = self.machine.enabled_transitions(self, event)
+        return any(t.targets is not None or t.actions for t in transitions)
+
+    # -- persistence -------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable form holding everything needed to resume."""
+        data: dict[str, Any] = {
+            "machine": self.model.id,
+            "value": self.value,
+            "configuration": [n.id for n in self.nodes],
+            "context": self.context,
+            "status": self.status,
+            "output": self.output,
+            "error": _error_to_json(self.error),
+            "history": {k: [n.id for n in v] for k, v in self.history.items()},
+            "timers": [t.to_dict() for t in self.timers],
+            "children": dict(self.children),
+            "seq": self.seq,
+        }
+        return data
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Snapshot):
+            return NotImplemented
+        return self.model is other.model and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(tuple(n.id for n in self.nodes))
+
+    def __repr__(self) -> str:
+        return f"<Snapshot {self.status} value={self.value!r} context={self.context!r}>"
+
+
+def _error_to_json(error: Any) -> Any:
+    if error is None or isinstance(error, (str, int, float, bool, dict, list)):
+        return error
+    if isinstance(error, BaseException):
+        return {"type": type(error).__name__, "message": str(error)}
+    return repr(error)
+
+
+def snapshot_from_dict(machine: Any, data: Mapping[str, Any]) -> Snapshot:
+    """Rebuild a snapshot from :meth:`Snapshot.to_dict`, checking it fits the machine."""
+    model: Model = machine.model
+    if not isinstance(data, Mapping):
+        raise SnapshotError(f"a persisted snapshot must be a dict, got {type(data).__name__}")
+    if data.get("machine") not in (None, model.id):
+        raise SnapshotError(f"snapshot belongs to machine {data.get('machine')!r}, not {model.id!r}")
+
+    def node(ident: Any, where: str) -> StateNode:
+        found = model.by_id.get(ident) if isinstance(ident, str) else None
+        if found is None:
+            raise SnapshotError(f"{where}: state id {ident!r} does not exist in machine {model.id!r}")
+        return found
+
+    ids = data.get("configuration")
+    if not isinstance(ids, list) or not ids:
+        raise SnapshotError("snapshot has no 'configuration' list of state ids")
+    nodes = tuple(node(i, "configuration") for i in ids)
+    check_configuration(model, nodes)
+    status = data.get("status", ACTIVE)
+    if status not in STATUSES:
+        raise SnapshotError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
+    context = data.get("context") or {}
+    if not isinstance(context, dict):
+        raise SnapshotError("snapshot context must be a dict")
+    history_data = data.get("history") or {}
+    history = {}
+    for hid, members in history_data.items():
+        node(hid, "history")
+        history[hid] = tuple(node(m, f"history[{hid!r}]") for m in members)
+    timers = tuple(
+        Timer(t["id"], t["event"], float(t["due"]), int(t["seq"]), t.get("to")) for t in data.get("timers") or ()
+    )
+    snap = Snapshot(
+        machine,
+        nodes,
+        context,
+        status,
+        data.get("output"),
+        data.get("error"),
+        history,
+        timers,
+        dict(data.get("children") or {}),
+        int(data.get("seq", 0)),
+    )
+    if "value" in data and data["value"] != snap.value:
+        raise SnapshotError(f"snapshot value {data['value']!r} does not match its configuration {snap.value!r}")
+    return snap
+
+
+def check_configuration(model: Model, nodes: tuple[StateNode, ...]) -> None:
+    """A legal configuration: the root, every ancestor of an active state, exactly one
+    child of each active compound state and every region of each active parallel state."""
+    active = set(nodes)
+    if model.root not in active:
+        raise SnapshotError("configuration does not contain the root state")
+    if len(active) != len(nodes):
+        raise SnapshotError("configuration lists a state twice")
+    for n in nodes:
+        if n.type == "history":
+            raise SnapshotError(f"history state #{n.id} cannot be active")
+        if n.parent is not None and n.parent not in active:
+            raise SnapshotError(f"#{n.id} is active but its parent #{n.parent.id} is not")
+        kids = [c for c in n.children if c in active]
+        if n.type == COMPOUND and len(kids) != 1:
+            raise SnapshotError(f"compound state #{n.id} must have exactly one active child, has {len(kids)}")
+        if n.type == "parallel" and len(kids) != len(n.children):
+            raise SnapshotError(f"parallel state #{n.id} must have all its regions active")
