@@ -1,0 +1,1 @@
+"""Running machines: actors, clocks, invoked services."""
