@@ -1,0 +1,1 @@
+"""Tools for testing machines: the XState oracle, hypothesis strategies, paths."""
