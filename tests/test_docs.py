@@ -68,6 +68,12 @@ def test_every_doc_is_linked_from_the_readme() -> None:
         assert f"docs/{path.name}" in readme, f"README.md does not link docs/{path.name}"
 
 
+def test_links_between_docs_resolve() -> None:
+    for path in DOCS:
+        for target in re.findall(r"\]\(([^)#]+\.md)\)", path.read_text(encoding="utf-8")):
+            assert (path.parent / target).is_file(), f"{path.name} links to missing {target}"
+
+
 def test_readme_starts_with_setup_and_test_commands() -> None:
     blocks = _blocks(ROOT / "README.md", "sh")
     assert "fsm run machines/" in blocks[0]
