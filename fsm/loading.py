@@ -37,6 +37,20 @@ _Loader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag not in _DROPPED_TAGS]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+
+
+def _construct_map(loader: Any, node: Any) -> Any:
+    """Mappings with string keys, as in JSON: ``1000:`` becomes ``"1000"``. Converting
+    while constructing (not afterwards) keeps ``1:`` and ``true:`` distinct."""
+    data: dict[str, Any] = {}
+    yield data
+    loader.flatten_mapping(node)
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=False)
+        data[_key_text(key)] = loader.construct_object(value_node, deep=False)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool",
     re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
@@ -69,7 +83,7 @@ def parse_yaml(text: str, source: str | None = None) -> Any:
         raise _fail(source, f"invalid YAML: {exc}") from None
     except RecursionError:
         raise _fail(source, "the YAML document is nested too deeply") from None
-    return check_document(_stringify_keys(data, source), source)
+    return check_document(data, source)
 
 
 def read_file(path: str | Path) -> Any:
@@ -108,33 +122,6 @@ def check_document(data: Any, source: str | None) -> Any:
         elif isinstance(node, list):
             stack.extend((v, depth + 1) for v in node)
     return data
-
-
-def _stringify_keys(data: Any, source: str | None) -> Any:
-    """YAML allows non-string keys (``after: {1000: next}`` gives the int 1000); JSON
-    and XState use strings, so convert them the way JSON.stringify would."""
-    if not isinstance(data, (dict, list)):
-        return data
-    root: list[Any] = [data]
-    stack: list[tuple[Any, Any, Any]] = [(root, 0, data)]
-    budget = MAX_NODES
-    while stack:
-        parent, key, node = stack.pop()
-        budget -= 1
-        if budget < 0:
-            raise _fail(source, f"the document is too large (more than {MAX_NODES} values, counting YAML aliases)")
-        if isinstance(node, dict):
-            if any(not isinstance(k, str) for k in node):
-                node = {_key_text(k): v for k, v in node.items()}
-                parent[key] = node
-            for k, v in node.items():
-                if isinstance(v, (dict, list)):
-                    stack.append((node, k, v))
-        elif isinstance(node, list):
-            for i, v in enumerate(node):
-                if isinstance(v, (dict, list)):
-                    stack.append((node, i, v))
-    return root[0]
 
 
 def _key_text(key: Any) -> str:

@@ -420,6 +420,10 @@ class Builder:
                 f"initial state {key!r} is not a child of #{node.id}{_suggest(str(key), list(node.states))}",
             )
             return None
+        if child.type == HISTORY:
+            ptr = pointer if isinstance(spec, str) else (*pointer, "target")
+            self.problem(ptr, f"the initial state of #{node.id} cannot be a history state ({key!r})")
+            return None
         actions = () if isinstance(spec, str) else self.action_list(spec.get("actions"), (*pointer, "actions"))
         return Transition(node, None, (child,), None, actions, False, format_path(pointer))
 
@@ -504,6 +508,11 @@ class Builder:
             if parent not in found.ancestors:
                 self.problem(
                     ptr, f"the default of history state #{node.id} must be inside #{parent.id}, not #{found.id}"
+                )
+                continue
+            if found.type == HISTORY:
+                self.problem(
+                    ptr, f"the default of history state #{node.id} cannot be another history state (#{found.id})"
                 )
                 continue
             resolved.append(found)

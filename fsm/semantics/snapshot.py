@@ -144,7 +144,7 @@ class Snapshot:
         error: Any = None,
         history: Mapping[str, tuple[StateNode, ...]] | None = None,
         timers: tuple[Timer, ...] = (),
-        children: Mapping[str, str] | None = None,
+        children: Mapping[str, Mapping[str, Any]] | None = None,
         seq: int = 0,
     ) -> None:
         self.machine = machine
@@ -155,7 +155,9 @@ class Snapshot:
         self.error = error
         self.history: Mapping[str, tuple[StateNode, ...]] = history or {}
         self.timers = timers
-        self.children: Mapping[str, str] = children or {}
+        # Running invocations: id -> {"src": service name, "input": resolved input}, so a
+        # resumed instance restarts them with the same input.
+        self.children: Mapping[str, Mapping[str, Any]] = children or {}
         self.seq = seq
         self._value: Any = None
         self._node_set: frozenset[StateNode] | None = None
@@ -165,6 +167,9 @@ class Snapshot:
             object.__setattr__(self, name, value)
         else:
             raise AttributeError(f"Snapshot is immutable; use .replace({name}=...) for a changed copy")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("Snapshot is immutable")
 
     def replace(self, **changes: Any) -> Snapshot:
         """A copy with some fields changed (snapshots are values, never mutated)."""
@@ -248,7 +253,7 @@ class Snapshot:
             "error": _error_to_json(self.error),
             "history": {k: [n.id for n in v] for k, v in self.history.items()},
             "timers": [t.to_dict() for t in self.timers],
-            "children": dict(self.children),
+            "children": {k: dict(v) for k, v in self.children.items()},
             "seq": self.seq,
         }
         return data
@@ -299,13 +304,24 @@ def snapshot_from_dict(machine: Any, data: Mapping[str, Any]) -> Snapshot:
     if not isinstance(context, dict):
         raise SnapshotError("snapshot context must be a dict")
     history_data = data.get("history") or {}
+    if not isinstance(history_data, Mapping):
+        raise SnapshotError("snapshot 'history' must be a dict of history state id -> list of state ids")
     history = {}
     for hid, members in history_data.items():
-        node(hid, "history")
-        history[hid] = tuple(node(m, f"history[{hid!r}]") for m in members)
-    timers = tuple(
-        Timer(t["id"], t["event"], float(t["due"]), int(t["seq"]), t.get("to")) for t in data.get("timers") or ()
-    )
+        owner = node(hid, "history")
+        if owner.type != "history" or owner.parent is None:
+            raise SnapshotError(f"history: #{hid} is not a history state")
+        if not isinstance(members, list):
+            raise SnapshotError(f"history[{hid!r}] must be a list of state ids")
+        remembered = tuple(node(m, f"history[{hid!r}]") for m in members)
+        for member in remembered:
+            if owner.parent not in member.ancestors:
+                raise SnapshotError(f"history[{hid!r}]: #{member.id} is not inside #{owner.parent.id}")
+        history[hid] = remembered
+    timers = _timers_from_json(data.get("timers"))
+    seq = data.get("seq", 0)
+    if isinstance(seq, bool) or not isinstance(seq, int):
+        raise SnapshotError(f"snapshot 'seq' must be an integer, got {seq!r}")
     snap = Snapshot(
         machine,
         nodes,
@@ -315,12 +331,56 @@ def snapshot_from_dict(machine: Any, data: Mapping[str, Any]) -> Snapshot:
         data.get("error"),
         history,
         timers,
-        dict(data.get("children") or {}),
-        int(data.get("seq", 0)),
+        _children_from_json(data.get("children")),
+        seq,
     )
     if "value" in data and data["value"] != snap.value:
         raise SnapshotError(f"snapshot value {data['value']!r} does not match its configuration {snap.value!r}")
     return snap
+
+
+def _timers_from_json(data: Any) -> tuple[Timer, ...]:
+    if not data:
+        return ()
+    if not isinstance(data, list):
+        raise SnapshotError("snapshot 'timers' must be a list")
+    timers = []
+    for i, t in enumerate(data):
+        where = f"timers[{i}]"
+        if not isinstance(t, Mapping):
+            raise SnapshotError(f"{where} must be a dict")
+        missing = [k for k in ("id", "event", "due", "seq") if k not in t]
+        if missing:
+            raise SnapshotError(f"{where} lacks {', '.join(missing)}")
+        event = t["event"]
+        if not isinstance(event, Mapping) or not isinstance(event.get("type"), str):
+            raise SnapshotError(f"{where}.event must be an event dict with a string 'type'")
+        due, seq = t["due"], t["seq"]
+        if (
+            isinstance(due, bool)
+            or not isinstance(due, (int, float))
+            or isinstance(seq, bool)
+            or not isinstance(seq, int)
+        ):
+            raise SnapshotError(f"{where}: 'due' must be a number and 'seq' an integer")
+        to = t.get("to")
+        if to is not None and not isinstance(to, str):
+            raise SnapshotError(f"{where}.to must be a string")
+        timers.append(Timer(str(t["id"]), dict(event), float(due), seq, to))
+    return tuple(timers)
+
+
+def _children_from_json(data: Any) -> dict[str, Mapping[str, Any]]:
+    if not data:
+        return {}
+    if not isinstance(data, Mapping):
+        raise SnapshotError("snapshot 'children' must be a dict of invoke id -> {src, input}")
+    out: dict[str, Mapping[str, Any]] = {}
+    for child_id, info in data.items():
+        if not isinstance(info, Mapping) or not isinstance(info.get("src"), str):
+            raise SnapshotError(f"snapshot child {child_id!r} must be {{'src': name, 'input': ...}}")
+        out[child_id] = dict(info)
+    return out
 
 
 def check_configuration(model: Model, nodes: tuple[StateNode, ...]) -> None:
