@@ -20,13 +20,16 @@ from fsm.errors import (
 from fsm.guards import and_, not_, or_, state_in
 from fsm.machine import Machine
 from fsm.runtime.actor import Actor, Subscription
+from fsm.runtime.aio import AsyncActor, LoopClock
 from fsm.runtime.clock import RealClock, VirtualClock
+from fsm.runtime.services import InlineExecutor
 from fsm.semantics.snapshot import Effect, Snapshot, Timer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Actor",
+    "AsyncActor",
     "DefinitionError",
     "Effect",
     "EventError",
@@ -34,7 +37,9 @@ __all__ = [
     "FsmError",
     "ImplementationError",
     "InfiniteLoopError",
+    "InlineExecutor",
     "LoadError",
+    "LoopClock",
     "Machine",
     "Problem",
     "RealClock",

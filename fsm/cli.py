@@ -165,10 +165,8 @@ def run(
             raise click.BadParameter("--context must be a JSON object")
         impl = _load_impl(impl_module) if impl_module else {}
         machine = machine.provide(**impl)
-        missing_actions = [
-            k.split(" ", 1)[1].strip("'") for k in machine.missing_implementations() if k.startswith("action ")
-        ]
-        machine = machine.provide(actions={name: _noop for name in missing_actions})
+        missing_actions = machine.missing_implementations().get("actions", {})
+        machine = machine.provide(actions=dict.fromkeys(missing_actions, _noop))
         events = [_parse_event(t) for t in event_texts]
         if events_file:
             events.extend(_read_events(events_file))

@@ -72,11 +72,12 @@ class ImplementationError(FsmError):
     name with the places that reference it.
     """
 
-    def __init__(self, missing: dict[str, list[str]], machine_id: str = "") -> None:
+    def __init__(self, missing: dict[str, dict[str, list[str]]], machine_id: str = "") -> None:
         self.missing = missing
         lines = [f"machine {machine_id!r} references implementations that were not provided:"]
-        for kind_name, places in missing.items():
-            lines.append(f"  - {kind_name} (used at {', '.join(places)})")
+        for kind, names in missing.items():
+            for name, places in names.items():
+                lines.append(f"  - {kind[:-1]} {name!r} (used at {', '.join(places)})")
         lines.append("provide them with machine.provide(actions=..., guards=..., services=..., delays=...)")
         super().__init__("\n".join(lines))
 

@@ -8,20 +8,22 @@ effects they return.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fsm import loading
 from fsm import schema as schema_mod
-from fsm.errors import DefinitionError, FsmError, ImplementationError, StepError
+from fsm.errors import DefinitionError, FsmError, ImplementationError, Problem, StepError
 from fsm.model.build import build_model
 from fsm.model.nodes import Model, StateNode, Transition
 from fsm.semantics import events
 from fsm.semantics.algorithm import Implementations, Step, initial_step, initial_targets
-from fsm.semantics.snapshot import ACTIVE, ERROR, Effect, Snapshot, snapshot_from_dict
+from fsm.semantics.snapshot import ACTIVE, ERROR, Effect, Snapshot, Timer, snapshot_from_dict
 
 if TYPE_CHECKING:
     from fsm.runtime.actor import Actor
@@ -54,9 +56,9 @@ class Machine:
         loading.check_document(definition, source)
         problems = schema_mod.validate(definition)
         if problems:
-            raise DefinitionError(problems, source)
+            raise DefinitionError(problems + _structural_problems(definition, problems), source)
         try:
-            model = build_model(json.loads(json.dumps(definition)), max_microsteps)
+            model = build_model(copy.deepcopy(dict(definition)), max_microsteps)
         except DefinitionError as exc:
             raise DefinitionError(exc.problems, source) from None
         return cls(model, None, source)
@@ -124,13 +126,15 @@ class Machine:
         )
         return Machine(self.model, impl, self.source)
 
-    def missing_implementations(self) -> dict[str, list[str]]:
-        """``{"guard 'x'": [paths...]}`` for every referenced name not provided."""
-        missing: dict[str, list[str]] = {}
+    def missing_implementations(self) -> dict[str, dict[str, list[str]]]:
+        """Every referenced name that is not provided, by kind, with the JSON paths that
+        use it: ``{"guards": {"canRetry": ["states.a.on.GO.guard"]}}``."""
+        missing: dict[str, dict[str, list[str]]] = {}
         for (kind, name), places in self.model.references.items():
-            provided: Mapping[str, Any] = getattr(self.impl, KINDS[kind])
+            plural = KINDS[kind]
+            provided: Mapping[str, Any] = getattr(self.impl, plural)
             if name not in provided:
-                missing[f"{kind} {name!r}"] = places
+                missing.setdefault(plural, {})[name] = places
         return missing
 
     def check_implementations(self) -> None:
@@ -141,42 +145,61 @@ class Machine:
     # -- the pure step -----------------------------------------------------------------
 
     def initial_transition(
-        self, context: Mapping[str, Any] | None = None, *, input: Any = None, now: float = 0.0
+        self,
+        context: Mapping[str, Any] | None = None,
+        *,
+        input: Any = None,
+        now: float = 0.0,
+        on_microstep: Callable[[dict[str, Any]], None] | None = None,
     ) -> tuple[Snapshot, list[Effect]]:
         """The initial snapshot and the effects of entering it.
 
         ``context`` is merged over the definition's ``context``. ``now`` (milliseconds) is
         only used to give delayed events their due time; the step never reads a clock.
         """
-        ctx = dict(self.model.context)
+        ctx = self._fresh_context()
         if context:
             ctx.update(context)
         try:
-            step = initial_step(self.model, self.impl, ctx, now, input)
+            step = initial_step(self.model, self.impl, ctx, now, input, on_microstep)
         except Exception as exc:
             raise _step_error(exc, events.INIT, None) from exc
         return step.snapshot(self), step.effects
 
     def transition(
-        self, snapshot: Snapshot, event: Any, *, now: float = 0.0, timer: str | None = None
+        self,
+        snapshot: Snapshot,
+        event: Any,
+        *,
+        now: float = 0.0,
+        timer: Timer | str | None = None,
+        on_microstep: Callable[[dict[str, Any]], None] | None = None,
     ) -> tuple[Snapshot, list[Effect]]:
         """Process one event to completion (a macrostep): ``(next snapshot, effects)``.
 
         Pure: the input snapshot is never modified, and on any error (a guard or action
         raising, a loop that does not settle) a :class:`~fsm.errors.StepError` is raised
         and nothing has changed. An event nobody handles returns the same snapshot.
-        ``timer`` names the pending timer this event comes from; it is removed.
+
+        ``timer`` is the pending timer this event comes from (a :class:`Timer`, or its
+        id): it is removed from the snapshot. If it is no longer pending (cancelled,
+        replaced by a newer timer with the same id, or delivered before), the event is
+        stale and is dropped: the same snapshot comes back, with no effects.
+        ``on_microstep`` is called with a description of each microstep (for inspection;
+        it does not change the result).
         """
         ev = events.normalize(event)
         if snapshot.machine is not self and snapshot.model is not self.model:
             raise FsmError(f"this snapshot belongs to machine {snapshot.model.id!r}, not {self.id!r}")
         if timer is not None:
-            remaining = tuple(t for t in snapshot.timers if t.id != timer)
-            if len(remaining) != len(snapshot.timers):
-                snapshot = snapshot.replace(timers=remaining)
+            pending = _find_timer(snapshot, timer)
+            if pending is None:
+                return snapshot, []
+            snapshot = snapshot.replace(timers=tuple(t for t in snapshot.timers if t is not pending))
         if snapshot.status != ACTIVE:
             return snapshot, []
         step = Step(self.model, self.impl, snapshot, now)
+        step.on_microstep = on_microstep
         try:
             step.macrostep(ev)
         except Exception as exc:
@@ -184,6 +207,40 @@ class Machine:
         if step.microsteps == 0 and step.status == snapshot.status:
             return snapshot, step.effects
         return step.snapshot(self), step.effects
+
+    def fire(self, snapshot: Snapshot, timer: Timer, *, now: float | None = None) -> tuple[Snapshot, list[Effect]]:
+        """Deliver a pending timer (at its due time unless ``now`` is given). A timer for
+        another actor is removed and returned as an ``xstate.sendTo`` effect to deliver."""
+        if timer.to is not None:
+            pending = _find_timer(snapshot, timer)
+            if pending is None:
+                return snapshot, []
+            rest = snapshot.replace(timers=tuple(t for t in snapshot.timers if t is not pending))
+            params = {"to": timer.to, "event": dict(timer.event), "id": timer.id}
+            return rest, [Effect("xstate.sendTo", params, snapshot.context, dict(timer.event), True)]
+        return self.transition(snapshot, dict(timer.event), now=timer.due if now is None else now, timer=timer)
+
+    def advance(self, snapshot: Snapshot, until: float) -> tuple[Snapshot, list[Effect]]:
+        """Fire, purely, every timer due up to ``until`` (ms), earliest first (ties in
+        the order they were armed), each as its own macrostep at its due time, including
+        timers armed along the way. Returns the final snapshot and all effects."""
+        effects: list[Effect] = []
+        for _ in range(100_000):
+            due = [t for t in snapshot.timers if t.due <= until]
+            if not due or snapshot.status != ACTIVE:
+                return snapshot, effects
+            first = min(due, key=lambda t: (t.due, t.seq))
+            snapshot, more = self.fire(snapshot, first)
+            effects.extend(more)
+        raise FsmError(f"more than 100000 timers fired before t={until} ms: a zero-delay timer keeps re-arming itself")
+
+    def _fresh_context(self) -> dict[str, Any]:
+        """A copy of the definition's context for a new instance; nested values are
+        copied too, so no two instances (nor the definition) share a mutable object."""
+        base = self.model.context
+        if any(isinstance(v, (dict, list)) for v in base.values()):
+            return copy.deepcopy(base)
+        return dict(base)
 
     def enabled_transitions(self, snapshot: Snapshot, event: Any) -> list[Transition]:
         """The transitions this event would select now (guards evaluated, nothing run)."""
@@ -197,7 +254,7 @@ class Machine:
         the initial step failed, the default configuration) with status ``error``."""
         if snapshot is None:
             nodes = tuple(n for n in initial_targets(self.model.root) if n.type != "history")
-            ctx = dict(self.model.context)
+            ctx = self._fresh_context()
             if context:
                 ctx.update(context)
             return Snapshot(self, nodes, ctx, ERROR, None, error)
@@ -216,29 +273,87 @@ class Machine:
         *,
         clock: Clock | None = None,
         input: Any = None,
-        **options: Any,
+        executor: Executor | str | None = None,
+        inspect: Callable[[dict[str, Any]], None] | None = None,
+        logger: Callable[..., None] | None = None,
+        id: str | None = None,
     ) -> Actor:
-        """Start a live actor (see :mod:`fsm.runtime`). Missing implementations are
-        reported here, all at once, by name."""
+        """Start a live, synchronous actor (see docs/runtime.md).
+
+        ``clock``: where time comes from (the real clock by default, ``fsm.VirtualClock()``
+        in tests). ``executor``: where plain-callable services run (a thread pool by
+        default; ``"inline"`` runs them right after the step, deterministically; or any
+        ``concurrent.futures.Executor``). ``inspect``: receives every event, action,
+        snapshot and error. ``logger``: receives ``log`` actions. Missing
+        implementations are reported here, all at once, by name.
+        """
         from fsm.runtime.actor import Actor
 
         self.check_implementations()
-        actor = Actor(self, context=context, clock=clock, input=input, **options)
+        actor = Actor(
+            self, context=context, clock=clock, input=input, executor=executor, inspect=inspect, logger=logger, id=id
+        )
         actor.start()
         return actor
 
-    def restore(self, data: Mapping[str, Any] | Snapshot, *, clock: Clock | None = None, **options: Any) -> Actor:
-        """Resume an actor from a persisted snapshot, re-arming its pending timers."""
+    def restore(
+        self,
+        data: Mapping[str, Any] | Snapshot,
+        *,
+        clock: Clock | None = None,
+        executor: Executor | str | None = None,
+        inspect: Callable[[dict[str, Any]], None] | None = None,
+        logger: Callable[..., None] | None = None,
+        id: str | None = None,
+    ) -> Actor:
+        """Resume an actor from a persisted snapshot: pending timers are re-armed and
+        running invocations restarted with their recorded input (services run at least
+        once)."""
         from fsm.runtime.actor import Actor
 
         self.check_implementations()
         snapshot = data if isinstance(data, Snapshot) else self.snapshot_from_dict(data)
-        actor = Actor(self, snapshot=snapshot, clock=clock, **options)
+        actor = Actor(self, snapshot=snapshot, clock=clock, executor=executor, inspect=inspect, logger=logger, id=id)
         actor.start()
         return actor
 
     def __repr__(self) -> str:
         return f"<Machine {self.id!r} ({len(self.model.nodes)} states)>"
+
+
+def _structural_problems(definition: Any, known: list[Problem]) -> list[Problem]:
+    """Structural problems of a definition the schema already rejected, so one run
+    reports everything it can. The builder may trip over the malformed parts; then only
+    the schema's problems are reported."""
+    if not isinstance(definition, Mapping) or _deeper_than(definition, schema_mod.MAX_DEPTH):
+        return []
+    try:
+        build_model(copy.deepcopy(dict(definition)))
+    except DefinitionError as exc:
+        seen = {p.path for p in known}
+        return [p for p in exc.problems if p.path not in seen]
+    except Exception:
+        return []
+    return []
+
+
+def _deeper_than(document: Any, limit: int) -> bool:
+    stack = [(document, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    return False
+
+
+def _find_timer(snapshot: Snapshot, timer: Timer | str) -> Timer | None:
+    if isinstance(timer, Timer):
+        return next((t for t in snapshot.timers if t.id == timer.id and t.seq == timer.seq), None)
+    return next((t for t in snapshot.timers if t.id == timer), None)
 
 
 def _step_error(exc: Exception, event_type: str, step: Step | None) -> StepError:

@@ -1,4 +1,4 @@
-"""The synchronous actor: a mailbox around the pure step function.
+"""Actors: a mailbox around the pure step function.
 
 ``send`` puts the event in a mailbox and, unless the actor is already processing (an
 action sending to its own actor, or another thread), processes the mailbox to empty:
@@ -10,16 +10,22 @@ and ``log`` first, in order (XState runs them as the step proceeds), then the de
 built-ins (``emit``, ``sendTo``, starting and stopping children, timers). If a custom
 action raises, the actor keeps the snapshot from before the event with status ``error``,
 as XState v5 does, and stops.
+
+:class:`ActorBase` holds what the synchronous :class:`Actor` and the asyncio
+:class:`~fsm.runtime.aio.AsyncActor` share; they differ only in how they wait.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from fsm.actions import PARENT
 from fsm.errors import FsmError, StepError
 from fsm.runtime.clock import Clock, TimerHandle, default_clock
 from fsm.runtime.services import Child, start_service
@@ -33,9 +39,12 @@ log = logging.getLogger("fsm.runtime")
 
 Listener = Callable[[Snapshot], None]
 Inspector = Callable[[dict[str, Any]], None]
+MailItem = tuple[str, Any]
 
 
 class Subscription:
+    """Returned by ``subscribe`` / ``on`` / ``inspect``; also a context manager."""
+
     __slots__ = ("_remove",)
 
     def __init__(self, remove: Callable[[], None]) -> None:
@@ -51,8 +60,8 @@ class Subscription:
         self.unsubscribe()
 
 
-class Actor:
-    """A running machine instance."""
+class ActorBase:
+    """State and bookkeeping shared by the synchronous and asyncio actors."""
 
     def __init__(
         self,
@@ -62,7 +71,7 @@ class Actor:
         snapshot: Snapshot | None = None,
         clock: Clock | None = None,
         input: Any = None,
-        parent: Actor | None = None,
+        parent: ActorBase | None = None,
         id: str | None = None,
         inspect: Inspector | None = None,
         logger: Callable[..., None] | None = None,
@@ -71,17 +80,16 @@ class Actor:
         self.machine = machine
         self.id = id or machine.id
         self.parent = parent
-        self.clock: Clock = clock or (parent.clock if parent is not None else default_clock())
+        self.clock: Clock = clock or (parent.clock if parent is not None else self._default_clock())
         self.executor: Any = executor if executor is not None else (parent.executor if parent is not None else None)
-        self._inspectors: list[Inspector] = [inspect] if inspect else []
-        if parent is not None:
-            self._inspectors = parent._inspectors
+        self._inspectors: list[Inspector] = parent._inspectors if parent is not None else []
+        if inspect is not None:
+            self._inspectors.append(inspect)
         self._logger: Callable[..., None] = logger or (parent._logger if parent is not None else _default_logger)
         self._initial_context = context
         self._input = input
         self._snapshot: Snapshot | None = snapshot
-        self._lock = threading.RLock()
-        self._mailbox: deque[tuple[str, Any]] = deque()
+        self._mailbox: deque[MailItem] = deque()
         self._processing = False
         self._started = False
         self._listeners: list[
@@ -90,6 +98,10 @@ class Actor:
         self._emit_handlers: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
         self._armed: dict[str, tuple[int, TimerHandle]] = {}
         self.children: dict[str, Child] = {}
+        self._handle: Child | None = None  # set when this actor is an invoked child
+
+    def _default_clock(self) -> Clock:
+        return default_clock()
 
     # -- public API --------------------------------------------------------------------
 
@@ -106,32 +118,6 @@ class Actor:
     def status(self) -> str:
         return self.snapshot.status
 
-    def start(self) -> Actor:
-        """Compute the initial snapshot (unless restored) and run its effects."""
-        with self._lock:
-            if self._started:
-                return self
-            self._started = True
-            self._processing = True
-            try:
-                if self._snapshot is None:
-                    self._start_fresh()
-                else:
-                    self._resume()
-                self._drain()
-            finally:
-                self._processing = False
-        return self
-
-    def send(self, event: Any, **payload: Any) -> None:
-        """Send an event: ``send("PAY", amount=3)`` or ``send({"type": "PAY", ...})``.
-
-        Events sent while the actor is processing (from an action, or from another
-        thread) are queued and processed after the current step, never re-entered.
-        """
-        ev = events.normalize(event, payload)
-        self._enqueue(("event", ev))
-
     def subscribe(
         self,
         listener: Listener | None = None,
@@ -141,129 +127,119 @@ class Actor:
         """Call ``listener(snapshot)`` after every processed event; ``error`` /
         ``complete`` when the actor fails or finishes. Returns an unsubscribe handle."""
         entry = (listener, error, complete)
-        with self._lock:
-            self._listeners.append(entry)
-
-        def remove() -> None:
-            with self._lock:
-                if entry in self._listeners:
-                    self._listeners.remove(entry)
-
-        return Subscription(remove)
+        self._listeners.append(entry)
+        return Subscription(lambda: self._listeners.remove(entry) if entry in self._listeners else None)
 
     def on(self, event_type: str, handler: Callable[[dict[str, Any]], None]) -> Subscription:
         """Listen to events emitted by the machine (``emit`` actions); ``"*"`` for all."""
-        with self._lock:
-            self._emit_handlers.setdefault(event_type, []).append(handler)
-
-        def remove() -> None:
-            with self._lock:
-                handlers = self._emit_handlers.get(event_type, [])
-                if handler in handlers:
-                    handlers.remove(handler)
-
-        return Subscription(remove)
+        handlers = self._emit_handlers.setdefault(event_type, [])
+        handlers.append(handler)
+        return Subscription(lambda: handlers.remove(handler) if handler in handlers else None)
 
     def inspect(self, inspector: Inspector) -> Subscription:
-        """Receive every event, step, action and snapshot as a dict (for tracing)."""
-        with self._lock:
-            self._inspectors.append(inspector)
+        """Receive every event, action, snapshot and error as a dict (for tracing).
+
+        Records have a ``type``: ``@fsm.event``, ``@fsm.microstep``, ``@fsm.action``,
+        ``@fsm.snapshot`` or ``@fsm.error``, and the ``actor`` id.
+        """
+        self._inspectors.append(inspector)
         return Subscription(lambda: self._inspectors.remove(inspector) if inspector in self._inspectors else None)
 
-    def stop(self) -> None:
-        """Stop the actor: pending timers are cancelled, children stopped, status
-        becomes ``stopped`` (no exit actions run, as in XState)."""
-        with self._lock:
-            if self._snapshot is None or self._snapshot.status != ACTIVE:
-                self._teardown()
-                return
-            self._snapshot = self._snapshot.replace(status=STOPPED)
+    def _stop(self) -> bool:
+        """Mark the actor stopped (no exit actions run, as in XState). Returns whether
+        the status changed."""
+        if self._snapshot is None or self._snapshot.status != ACTIVE:
             self._teardown()
-            self._notify(self._snapshot)
-            self._complete()
+            return False
+        self._snapshot = self._snapshot.replace(status=STOPPED)
+        self._teardown()
+        self._notify(self._snapshot)
+        self._complete()
+        return True
 
-    # -- mailbox -----------------------------------------------------------------------
+    # -- the step, shared by both actors -----------------------------------------------
 
-    def _enqueue(self, item: tuple[str, Any]) -> None:
-        with self._lock:
-            self._mailbox.append(item)
-            if self._processing or not self._started:
-                return
-            self._processing = True
-            try:
-                self._drain()
-            finally:
-                self._processing = False
+    def _begin(self) -> tuple[Snapshot, list[Effect], dict[str, Any]] | StepError:
+        """The initial step: its snapshot and effects, or the error it raised."""
+        event = {"type": events.INIT}
+        self._inspect({"type": "@fsm.event", "event": event})
+        try:
+            snapshot, effects = self.machine.initial_transition(
+                self._initial_context, input=self._input, now=self.clock.now(), on_microstep=self._microstep_hook()
+            )
+        except StepError as exc:
+            return exc
+        return snapshot, effects, event
 
-    def _drain(self) -> None:
+    def _compute(self, event: dict[str, Any], timer: Timer | None) -> tuple[Snapshot, list[Effect]] | StepError:
+        self._inspect({"type": "@fsm.event", "event": event, "timer": timer, "snapshot": self.snapshot})
+        try:
+            return self.machine.transition(
+                self.snapshot, event, now=self.clock.now(), timer=timer, on_microstep=self._microstep_hook()
+            )
+        except StepError as exc:
+            return exc
+
+    def _microstep_hook(self) -> Callable[[dict[str, Any]], None] | None:
+        if not self._inspectors:
+            return None
+        return lambda record: self._inspect({"type": "@fsm.microstep", **record})
+
+    def _take(self) -> tuple[str, Any] | None:
+        """Next mailbox item that should be processed (events to a stopped actor are
+        dropped; a timer that was cancelled or replaced is dropped)."""
         while self._mailbox:
             kind, payload = self._mailbox.popleft()
             if self._snapshot is None or self._snapshot.status != ACTIVE:
                 if kind == "event":
-                    log.debug(
-                        "event %r sent to actor %r with status %s: ignored", payload["type"], self.id, self.status
-                    )
+                    log.debug("event %r sent to actor %r (%s): ignored", payload["type"], self.id, self.status)
                 continue
-            if kind == "event":
-                self._process(payload, None)
-            elif kind == "timer":
-                self._fire(*payload)
+            if kind == "child":
+                finished: Child = payload[0]
+                if self.children.get(finished.id) is not finished:
+                    continue
+                del self.children[finished.id]
+                return "event", (payload[1], None)
+            if kind == "timer":
+                timer_id, seq = payload
+                snapshot = self.snapshot
+                timer = next((t for t in snapshot.timers if t.id == timer_id and t.seq == seq), None)
+                self._armed.pop(timer_id, None)
+                if timer is None:
+                    continue
+                if timer.to is not None:
+                    self._snapshot = snapshot.replace(timers=tuple(t for t in snapshot.timers if t is not timer))
+                    self._deliver(timer.to, dict(timer.event))
+                    continue
+                return "event", (dict(timer.event), timer)
+            return "event", (payload, None)
+        return None
 
-    def _start_fresh(self) -> None:
-        try:
-            snapshot, effects = self.machine.initial_transition(
-                self._initial_context, input=self._input, now=self.clock.now()
-            )
-        except StepError as exc:
-            self._fail(None, exc, [])
-            return
-        self._inspect({"type": "@fsm.event", "event": {"type": events.INIT}})
-        self._apply(None, snapshot, effects, {"type": events.INIT})
+    def _action_error(self, effect: Effect, event: dict[str, Any], exc: Exception) -> StepError:
+        return StepError(
+            f"action {effect.type!r} raised while processing {event['type']!r}: {exc}",
+            event_type=event["type"],
+            cause=exc,
+        )
 
-    def _resume(self) -> None:
-        snapshot = self.snapshot
-        self._sync_timers(snapshot)
-        for child_id, src in snapshot.children.items():
-            self._start_child(child_id, src, None, resumed=True)
-        self._notify(snapshot)
+    def _call(self, effect: Effect) -> Any:
+        """Start an immediate effect; returns what the implementation returned."""
+        self._inspect(
+            {"type": "@fsm.action", "action": {"type": effect.type, "params": effect.params}, "effect": effect}
+        )
+        if effect.type == "xstate.log":
+            params = effect.params
+            if params.get("label"):
+                self._logger(params["label"], params["value"])
+            else:
+                self._logger(params["value"])
+            return None
+        if effect.fn is None:
+            raise FsmError(f"action {effect.type!r} is not provided; pass it with machine.provide(actions=...)")
+        return effect.fn(effect.context, effect.event, effect.params if effect.params is not None else {})
 
-    def _process(self, event: dict[str, Any], timer: str | None) -> None:
-        before = self.snapshot
-        self._inspect({"type": "@fsm.event", "event": event, "timer": timer})
-        try:
-            snapshot, effects = self.machine.transition(before, event, now=self.clock.now(), timer=timer)
-        except StepError as exc:
-            self._fail(before, exc, exc.effects)
-            return
-        self._apply(before, snapshot, effects, event)
-
-    def _fire(self, timer_id: str, seq: int) -> None:
-        snapshot = self.snapshot
-        timer = next((t for t in snapshot.timers if t.id == timer_id and t.seq == seq), None)
-        self._armed.pop(timer_id, None)
-        if timer is None:
-            return
-        if timer.to is None:
-            self._process(dict(timer.event), timer.id)
-            return
-        self._snapshot = snapshot.replace(timers=tuple(t for t in snapshot.timers if t is not timer))
-        self._deliver(timer.to, dict(timer.event))
-
-    # -- effects -----------------------------------------------------------------------
-
-    def _apply(self, before: Snapshot | None, snapshot: Snapshot, effects: list[Effect], event: dict[str, Any]) -> None:
-        for effect in effects:
-            if effect.immediate:
-                try:
-                    self._run_immediate(effect)
-                except Exception as exc:
-                    err = StepError(
-                        f"action {effect.type!r} raised while processing {event['type']!r}: {exc}",
-                        event_type=event["type"],
-                        cause=exc,
-                    )
-                    self._fail(before, err, [], executed=True)
-                    return
+    def _commit(self, snapshot: Snapshot, effects: list[Effect], event: dict[str, Any]) -> None:
+        """The immediate effects ran: adopt the snapshot and run the deferred effects."""
         self._snapshot = snapshot
         self._sync_timers(snapshot)
         for effect in effects:
@@ -275,25 +251,28 @@ class Actor:
             self._teardown()
             if snapshot.status == DONE:
                 self._complete()
-                if self.parent is not None:
-                    self.parent._deliver_from_child(self.id, events.done_actor(self.id, snapshot.output))
+                if self.parent is not None and self._handle is not None:
+                    self.parent._deliver_from_child(self._handle, events.done_actor(self.id, snapshot.output))
             elif snapshot.status == ERROR:
                 self._report_error(snapshot.error)
 
-    def _run_immediate(self, effect: Effect) -> None:
-        self._inspect(
-            {"type": "@fsm.action", "action": {"type": effect.type, "params": effect.params}, "effect": effect}
-        )
-        if effect.type == "xstate.log":
-            params = effect.params
-            if params.get("label"):
-                self._logger(params["label"], params["value"])
-            else:
-                self._logger(params["value"])
-            return
-        if effect.fn is None:
-            raise FsmError(f"action {effect.type!r} is not provided; pass it with machine.provide(actions=...)")
-        effect.fn(effect.context, effect.event, effect.params if effect.params is not None else {})
+    def _fail(self, before: Snapshot | None, exc: StepError) -> None:
+        self._snapshot = self.machine.error_snapshot(before, exc, self._initial_context)
+        self._inspect({"type": "@fsm.error", "error": exc})
+        self._teardown()
+        self._notify(self._snapshot)
+        self._report_error(exc)
+        if self.parent is not None and self._handle is not None:
+            self.parent._deliver_from_child(self._handle, events.error_actor(self.id, exc))
+
+    def _resume(self) -> None:
+        snapshot = self.snapshot
+        self._sync_timers(snapshot)
+        for child_id, info in snapshot.children.items():
+            self._start_child(child_id, info["src"], info.get("input"))
+        self._notify(snapshot)
+
+    # -- deferred effects ----------------------------------------------------------------
 
     def _run_deferred(self, effect: Effect) -> None:
         kind, params = effect.type, effect.params
@@ -318,13 +297,11 @@ class Actor:
                 log.exception("emit handler for %r failed", event["type"])
 
     def _deliver(self, to: str, event: dict[str, Any]) -> None:
-        from fsm.actions import PARENT
-
         if to == PARENT:
             if self.parent is None:
                 log.warning("sendParent from %r, which has no parent: %r dropped", self.id, event["type"])
                 return
-            self.parent.send(event)
+            self.parent._enqueue(("event", event))
             return
         child = self.children.get(to)
         if child is None:
@@ -332,22 +309,26 @@ class Actor:
             return
         child.send(event)
 
-    def _deliver_from_child(self, child_id: str, event: dict[str, Any]) -> None:
-        """A child finished or failed: its result arrives as a normal event, unless the
-        child was stopped in the meantime (a late result is dropped)."""
-        if child_id not in self.children:
-            return
-        self.children.pop(child_id, None)
-        self._enqueue(("event", event))
+    def _deliver_from_child(self, child: Child, event: dict[str, Any]) -> None:
+        """A child finished or failed: its result arrives as a normal event, unless that
+        invocation was stopped in the meantime (a late result is dropped, even if a newer
+        invocation has the same id). Checked when the mailbox is processed."""
+        self._enqueue(("child", (child, event)))
 
-    def _start_child(self, child_id: str, src: str, input_: Any, resumed: bool = False) -> None:
+    def _start_child(self, child_id: str, src: str, input_: Any) -> None:
         impl = self.machine.impl.services.get(src)
         if impl is None:
             self._enqueue(("event", events.error_actor(child_id, FsmError(f"service {src!r} is not provided"))))
             return
-        self.children[child_id] = start_service(self, child_id, impl, input_, resumed)
+        start_service(self, child_id, impl, input_)
+
+    def _enqueue(self, item: MailItem) -> None:
+        raise NotImplementedError
+
+    # -- timers ------------------------------------------------------------------------
 
     def _sync_timers(self, snapshot: Snapshot) -> None:
+        """Arm the snapshot's timers on the clock; cancel armed ones no longer pending."""
         wanted: dict[str, Timer] = {t.id: t for t in snapshot.timers}
         for timer_id, (seq, handle) in list(self._armed.items()):
             timer = wanted.get(timer_id)
@@ -359,27 +340,11 @@ class Actor:
                 handle = self.clock.call_at(timer.due, self._timer_callback(timer))
                 self._armed[timer.id] = (timer.seq, handle)
 
-    def _timer_callback(self, timer: Timer) -> Callable[[], None]:
+    def _timer_callback(self, timer: Timer) -> Callable[[], Any]:
         item = ("timer", (timer.id, timer.seq))
         return lambda: self._enqueue(item)
 
     # -- endings -----------------------------------------------------------------------
-
-    def _fail(self, before: Snapshot | None, exc: StepError, partial: list[Effect], executed: bool = False) -> None:
-        if not executed:
-            for effect in partial:
-                if effect.immediate:
-                    try:
-                        self._run_immediate(effect)
-                    except Exception:
-                        break
-        self._snapshot = self.machine.error_snapshot(before, exc, self._initial_context)
-        self._inspect({"type": "@fsm.error", "error": exc})
-        self._teardown()
-        self._notify(self._snapshot)
-        self._report_error(exc)
-        if self.parent is not None:
-            self.parent._deliver_from_child(self.id, events.error_actor(self.id, exc))
 
     def _teardown(self) -> None:
         for _, handle in self._armed.values():
@@ -430,7 +395,107 @@ class Actor:
 
     def __repr__(self) -> str:
         status = self._snapshot.status if self._snapshot is not None else "not started"
-        return f"<Actor {self.id!r} {status}>"
+        return f"<{type(self).__name__} {self.id!r} {status}>"
+
+
+class Actor(ActorBase):
+    """A running machine instance, driven synchronously (thread-safe)."""
+
+    def __init__(self, machine: Machine, **options: Any) -> None:
+        super().__init__(machine, **options)
+        self._lock = threading.RLock()
+
+    def start(self) -> Actor:
+        """Compute the initial snapshot (unless restored) and run its effects."""
+        with self._lock:
+            if self._started:
+                return self
+            self.machine.check_implementations()
+            self._started = True
+            self._processing = True
+            try:
+                if self._snapshot is None:
+                    begun = self._begin()
+                    if isinstance(begun, StepError):
+                        self._fail(None, begun)
+                    else:
+                        self._apply(None, *begun)
+                else:
+                    self._resume()
+                self._drain()
+            finally:
+                self._processing = False
+        return self
+
+    def send(self, event: Any, **payload: Any) -> None:
+        """Send an event: ``send("PAY", amount=3)`` or ``send({"type": "PAY", ...})``.
+
+        Events sent while the actor is processing (from an action, or from another
+        thread) are queued and processed after the current step, never re-entered.
+        """
+        self._enqueue(("event", events.normalize(event, payload)))
+
+    def stop(self) -> None:
+        """Stop the actor: pending timers are cancelled, children stopped, status
+        becomes ``stopped``."""
+        with self._lock:
+            self._stop()
+
+    def _enqueue(self, item: MailItem) -> None:
+        with self._lock:
+            self._mailbox.append(item)
+            if self._processing or not self._started:
+                return
+            self._processing = True
+            try:
+                self._drain()
+            finally:
+                self._processing = False
+
+    def _drain(self) -> None:
+        while (item := self._take()) is not None:
+            event, timer = item[1]
+            before = self.snapshot
+            result = self._compute(event, timer)
+            if isinstance(result, StepError):
+                self._run_partial(result.effects)
+                self._fail(before, result)
+            else:
+                self._apply(before, result[0], result[1], event)
+
+    def _apply(self, before: Snapshot | None, snapshot: Snapshot, effects: list[Effect], event: dict[str, Any]) -> None:
+        for effect in effects:
+            if effect.immediate:
+                try:
+                    _finish(self._call(effect))
+                except Exception as exc:
+                    self._fail(before, self._action_error(effect, event, exc))
+                    return
+        self._commit(snapshot, effects, event)
+
+    def _run_partial(self, effects: list[Effect]) -> None:
+        """Custom actions XState would have run before a step failed."""
+        for effect in effects:
+            if effect.immediate:
+                try:
+                    _finish(self._call(effect))
+                except Exception:
+                    return
+
+
+def _finish(result: Any) -> None:
+    """A synchronous actor runs an async action to completion where it stands."""
+    if inspect.isawaitable(result):
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            asyncio.run(_await(result))
+            return
+        raise FsmError("an async action ran on a synchronous Actor inside an event loop; use fsm.AsyncActor")
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
 
 
 def _default_logger(*args: Any) -> None:

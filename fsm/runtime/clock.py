@@ -10,11 +10,12 @@ through several states in one call). :class:`RealClock` fires on a background th
 from __future__ import annotations
 
 import heapq
+import inspect
 import itertools
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from fsm.errors import FsmError
 
@@ -24,7 +25,7 @@ class TimerHandle:
 
     __slots__ = ("callback", "cancelled", "due", "seq")
 
-    def __init__(self, due: float, seq: int, callback: Callable[[], None]) -> None:
+    def __init__(self, due: float, seq: int, callback: Callable[[], Any]) -> None:
         self.due = due
         self.seq = seq
         self.callback = callback
@@ -42,7 +43,7 @@ class Clock(Protocol):
         """Milliseconds on this clock's time line."""
         ...
 
-    def call_at(self, due: float, callback: Callable[[], None]) -> TimerHandle:
+    def call_at(self, due: float, callback: Callable[[], Any]) -> TimerHandle:
         """Run ``callback`` once the clock reaches ``due`` (ms); ties in arming order."""
         ...
 
@@ -59,7 +60,7 @@ class VirtualClock:
     def now(self) -> float:
         return self._now
 
-    def call_at(self, due: float, callback: Callable[[], None]) -> TimerHandle:
+    def call_at(self, due: float, callback: Callable[[], Any]) -> TimerHandle:
         with self._lock:
             handle = TimerHandle(float(due), next(self._seq), callback)
             heapq.heappush(self._heap, handle)
@@ -105,6 +106,29 @@ class VirtualClock:
         self._now = target
         return fired
 
+    async def advance_async(self, ms: float, max_fires: int = 100_000) -> int:
+        """``advance`` for asyncio actors: after each timer fires, wait for the actor to
+        process it before looking at the next deadline."""
+        if ms < 0:
+            raise ValueError("a clock cannot go back in time")
+        target = self._now + ms
+        fired = 0
+        while True:
+            if fired >= max_fires:
+                raise FsmError(f"more than {max_fires} timers fired by t={self._now} ms")
+            with self._lock:
+                self._drop_cancelled()
+                if not self._heap or self._heap[0].due > target:
+                    break
+                handle = heapq.heappop(self._heap)
+                self._now = max(self._now, handle.due)
+            fired += 1
+            result: Any = handle.callback()
+            if inspect.isawaitable(result):
+                await result
+        self._now = target
+        return fired
+
     def run_until_idle(self, limit: float = float("inf")) -> int:
         """Advance to each next deadline until no timers remain (or ``limit`` ms pass)."""
         fired = 0
@@ -131,7 +155,7 @@ class RealClock:
     def now(self) -> float:
         return (time.monotonic() - self._origin) * 1000.0
 
-    def call_at(self, due: float, callback: Callable[[], None]) -> TimerHandle:
+    def call_at(self, due: float, callback: Callable[[], Any]) -> TimerHandle:
         with self._cond:
             handle = TimerHandle(float(due), next(self._seq), callback)
             heapq.heappush(self._heap, handle)

@@ -63,7 +63,7 @@ class Step:
             self.context: dict[str, Any] = {}
             self.history: Mapping[str, tuple[StateNode, ...]] = {}
             self.timers: list[Timer] = []
-            self.children: dict[str, str] = {}
+            self.children: dict[str, Mapping[str, Any]] = {}
             self.seq = 0
             self.status = ACTIVE
             self.output: Any = None
@@ -82,6 +82,7 @@ class Step:
         self.queue: deque[dict[str, Any]] = deque()
         self.mutated = False
         self.microsteps = 0
+        self.on_microstep: Callable[[dict[str, Any]], None] | None = None
         self.domains: dict[Transition, StateNode | None] = {}
         self.event: Mapping[str, Any] = {}
         self.recent: deque[StateNode] = deque(maxlen=16)
@@ -412,6 +413,17 @@ class Step:
         if self.status == DONE:
             for state in sorted(self.nodes, key=_order, reverse=True):
                 self.run_actions(state.exit, event, state)
+        if self.on_microstep is not None:
+            self.on_microstep(
+                {
+                    "event": event,
+                    "transitions": [
+                        {"source": t.source.id, "event": t.event, "targets": [n.id for n in t.targets or ()]}
+                        for t in filtered
+                    ],
+                    "configuration": [n.id for n in self.nodes],
+                }
+            )
         if self.history is before_history and set(self.nodes) == set(before_nodes):
             # XState keeps the previous snapshot's configuration (and its order) when the
             # set of active states and the history are unchanged.
@@ -550,7 +562,7 @@ class Step:
             value = inv.input_fn({"context": self.context, "event": event}) if inv.input_fn else inv.input
         except ExpressionError as exc:
             raise StepError(f"invoke {inv.id!r} input ({inv.path}): {exc}", cause=exc) from exc
-        self.children[inv.id] = inv.src
+        self.children[inv.id] = {"src": inv.src, "input": value}
         self.effects.append(
             Effect("xstate.spawnChild", {"id": inv.id, "src": inv.src, "input": value}, self.context, event, True)
         )
@@ -617,9 +629,17 @@ def initial_targets(root: StateNode) -> tuple[StateNode, ...]:
     return tuple(out)
 
 
-def initial_step(model: Model, impl: Implementations, context: dict[str, Any], now: float, input_: Any = None) -> Step:
+def initial_step(
+    model: Model,
+    impl: Implementations,
+    context: dict[str, Any],
+    now: float,
+    input_: Any = None,
+    on_microstep: Callable[[dict[str, Any]], None] | None = None,
+) -> Step:
     step = Step(model, impl, None, now)
     step.context = context
+    step.on_microstep = on_microstep
     event: dict[str, Any] = {"type": events.INIT}
     if input_ is not None:
         event["input"] = input_
@@ -627,12 +647,3 @@ def initial_step(model: Model, impl: Implementations, context: dict[str, Any], n
     step.microstep([start], event, initial=True)
     step.macrostep(event)
     return step
-
-
-def run_step(model: Model, impl: Implementations, snapshot: Snapshot, event: Mapping[str, Any], now: float) -> Step:
-    step = Step(model, impl, snapshot, now)
-    step.macrostep(event)
-    return step
-
-
-GuardFn = Callable[[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]], bool]
