@@ -1,8 +1,9 @@
 """The ``fsm`` command line: a thin layer over the library.
 
 Library errors (:class:`~fsm.errors.FsmError`) become clean messages and exit codes, never
-tracebacks. Exit codes: 0 success, 1 invalid input (a definition, event or snapshot that
-fsm refuses), 2 usage errors (click's own), 3 a machine that failed while running.
+tracebacks. Exit codes: 0 success, 1 invalid input (a definition, event, snapshot or
+store request fsm refuses), 2 usage errors (click's own), 3 a machine that failed while
+running, 4 a replay that does not reproduce the stored snapshot.
 """
 
 from __future__ import annotations
@@ -10,20 +11,28 @@ from __future__ import annotations
 import importlib
 import json
 import sys
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
-from fsm.errors import DefinitionError, FsmError, ImplementationError
+from fsm.errors import DefinitionError, FsmError
 from fsm.machine import Machine
-from fsm.runtime.actor import Actor
+from fsm.runtime.actor import Actor, ActorBase
 from fsm.runtime.clock import VirtualClock
 from fsm.semantics.snapshot import Effect, Snapshot
 
 EXIT_INVALID = 1
 EXIT_FAILED = 3
+EXIT_REPLAY_MISMATCH = 4
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = EXIT_INVALID) -> None:
+        self.code = code
+        super().__init__(message)
 
 
 def _fail(message: str, code: int = EXIT_INVALID) -> None:
@@ -31,13 +40,167 @@ def _fail(message: str, code: int = EXIT_INVALID) -> None:
     sys.exit(code)
 
 
+def _guard(fn: Callable[..., None]) -> Callable[..., None]:
+    """Turn library errors into clean CLI errors (message on stderr, exit code)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            fn(*args, **kwargs)
+        except CliError as exc:
+            _fail(str(exc), exc.code)
+        except json.JSONDecodeError as exc:
+            _fail(f"invalid JSON: {exc}")
+        except FsmError as exc:
+            _fail(str(exc))
+
+    return wrapper
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="fsm", prog_name="fsm")
 def main() -> None:
-    """Run, check and draw XState-style statecharts."""
+    """Run, check, persist and draw XState-style statecharts.
+
+    Exit codes: 0 ok, 1 invalid input, 2 usage error, 3 the machine failed, 4 a replay
+    mismatch.
+    """
 
 
-# -- validate ---------------------------------------------------------------------------
+# -- shared helpers ----------------------------------------------------------------------
+
+
+def _parse_event(text: str) -> dict[str, Any]:
+    """``TYPE`` or ``TYPE:{"json": "payload"}`` or a full JSON event object."""
+    text = text.strip()
+    if text.startswith("{"):
+        whole = json.loads(text)
+        if not isinstance(whole, dict):
+            raise click.BadParameter(f"not a JSON object: {text}")
+        return whole
+    kind, sep, payload = text.partition(":")
+    event = {"type": kind}
+    if sep:
+        data = json.loads(payload)
+        if not isinstance(data, dict):
+            raise click.BadParameter(f"the payload of {kind!r} must be a JSON object")
+        event.update(data)
+    return event
+
+
+def _read_events(path: Path) -> Iterator[dict[str, Any]]:
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            yield _parse_event(line)
+        except (json.JSONDecodeError, click.BadParameter) as exc:
+            raise click.BadParameter(f"{path}:{number}: {exc}") from None
+
+
+def _load_impl(module_name: str | None) -> dict[str, Any]:
+    """Import a module exposing ``actions``, ``guards``, ``services``, ``delays`` dicts."""
+    if not module_name:
+        return {}
+    sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise CliError(f"cannot import {module_name!r}: {exc}") from None
+    finally:
+        sys.path.pop(0)
+    return {k: dict(getattr(module, k, {}) or {}) for k in ("actions", "guards", "services", "delays")}
+
+
+def _json_object(text: str | None, option: str) -> dict[str, Any] | None:
+    if not text:
+        return None
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise CliError(f"{option} must be a JSON object")
+    return value
+
+
+def _noop(context: Any, event: Any, params: Any) -> None:
+    """Stands in for actions `fsm run` has no implementation for (they are printed)."""
+
+
+def _echo_log(*args: Any) -> None:
+    click.echo("     log " + " ".join(json.dumps(a, default=str) if not isinstance(a, str) else a for a in args))
+
+
+class StepPrinter:
+    """An inspector that prints each step as it happens (text or JSON Lines)."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self.step = 0
+        self.label = "(start)"
+        self.effects: list[Effect] = []
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        kind = record["type"]
+        if kind == "@fsm.event":
+            event = record["event"]
+            self.label = event["type"]
+            if len(event) > 1:
+                self.label += " " + json.dumps({k: v for k, v in event.items() if k != "type"}, default=str)
+        elif kind == "@fsm.action":
+            self.effects.append(record["effect"])
+        elif kind == "@fsm.snapshot":
+            self.show(record["snapshot"])
+        elif kind == "@fsm.error":
+            click.echo(f"     failed: {record['error']}", err=True)
+
+    def show(self, snapshot: Snapshot) -> None:
+        effects = [e for e in self.effects if e.type not in ("xstate.schedule", "xstate.cancel")]
+        self.effects = []
+        if self.as_json:
+            record: dict[str, Any] = {
+                "step": self.step,
+                "event": self.label,
+                "value": snapshot.value,
+                "context": snapshot.context,
+                "status": snapshot.status,
+                "actions": [e.to_dict() for e in effects],
+            }
+            if snapshot.output is not None:
+                record["output"] = snapshot.output
+            click.echo(json.dumps(record, default=str))
+        else:
+            names = [
+                e.type if e.params in (None, {}) else f"{e.type} {json.dumps(e.params, default=str)}" for e in effects
+            ]
+            line = f"{self.step:>3}  {self.label:<24} -> {json.dumps(snapshot.value)}"
+            if names:
+                line += f"   [{', '.join(names)}]"
+            click.echo(line)
+            if snapshot.context:
+                click.echo(f"     context {json.dumps(snapshot.context, default=str)}")
+        self.step += 1
+
+
+def _summary(actor: ActorBase, as_json: bool) -> None:
+    final = actor.snapshot
+    if final.status == "error":
+        raise CliError(f"the machine failed: {final.error}", EXIT_FAILED)
+    if not as_json:
+        text = f"final: {json.dumps(final.value)} ({final.status})"
+        if final.output is not None:
+            text += f" output {json.dumps(final.output, default=str)}"
+        click.echo(text)
+
+
+def _send_all(actor: ActorBase, events: Sequence[dict[str, Any]], send: Callable[[dict[str, Any]], None]) -> None:
+    for event in events:
+        if actor.snapshot.status != "active":
+            click.echo(f"     the machine is {actor.snapshot.status}; remaining events not sent", err=True)
+            return
+        send(event)
+
+
+# -- validate / schema ---------------------------------------------------------------------
 
 
 @main.command()
@@ -70,9 +233,6 @@ def validate(files: Sequence[Path], as_json: bool) -> None:
         sys.exit(EXIT_INVALID)
 
 
-# -- schema -----------------------------------------------------------------------------
-
-
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of the machine format (for editors and other tools)."""
@@ -81,56 +241,7 @@ def schema() -> None:
     click.echo(json.dumps(load_schema(), indent=2))
 
 
-# -- run --------------------------------------------------------------------------------
-
-
-def _parse_event(text: str) -> dict[str, Any]:
-    """``TYPE`` or ``TYPE:{"json": "payload"}`` or a full JSON event object."""
-    text = text.strip()
-    if text.startswith("{"):
-        whole = json.loads(text)
-        if not isinstance(whole, dict):
-            raise click.BadParameter(f"not a JSON object: {text}")
-        return whole
-    kind, sep, payload = text.partition(":")
-    event = {"type": kind}
-    if sep:
-        data = json.loads(payload)
-        if not isinstance(data, dict):
-            raise click.BadParameter(f"the payload of {kind!r} must be a JSON object")
-        event.update(data)
-    return event
-
-
-def _read_events(path: Path) -> Iterator[dict[str, Any]]:
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        try:
-            yield _parse_event(line)
-        except (json.JSONDecodeError, click.BadParameter) as exc:
-            raise click.BadParameter(f"{path}:{number}: {exc}") from None
-
-
-def _load_impl(module_name: str) -> dict[str, Any]:
-    """Import a module exposing ``actions``, ``guards``, ``services``, ``delays`` dicts."""
-    sys.path.insert(0, str(Path.cwd()))
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise click.BadParameter(f"cannot import {module_name!r}: {exc}") from None
-    finally:
-        sys.path.pop(0)
-    return {k: dict(getattr(module, k, {}) or {}) for k in ("actions", "guards", "services", "delays")}
-
-
-def _describe(effects: list[Effect]) -> list[str]:
-    out = []
-    for e in effects:
-        if e.type in ("xstate.schedule", "xstate.cancel"):
-            continue
-        out.append(e.type if e.params in (None, {}) else f"{e.type} {json.dumps(e.params, default=str)}")
-    return out
+# -- run ---------------------------------------------------------------------------------
 
 
 @main.command()
@@ -142,7 +253,10 @@ def _describe(effects: list[Effect]) -> list[str]:
 @click.option("--context", "context_json", help="Initial context as JSON (merged over the definition's).")
 @click.option("--impl", "impl_module", help="A Python module with actions/guards/services/delays dicts.")
 @click.option("--advance", "advance_ms", type=float, default=0.0, help="After the events, advance virtual time by MS.")
+@click.option("--store", "store_url", help="Persist the run: sqlite:///path.db or postgresql://...")
+@click.option("--id", "instance_id", help="Instance id in the store (default: a new one; an existing id is resumed).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per step.")
+@_guard
 def run(
     file: Path,
     event_texts: Sequence[str],
@@ -150,110 +264,260 @@ def run(
     context_json: str | None,
     impl_module: str | None,
     advance_ms: float,
+    store_url: str | None,
+    instance_id: str | None,
     as_json: bool,
 ) -> None:
     """Run a machine, printing every step as it happens.
 
     Actions without an implementation are printed instead of executed, so any machine
     can be explored without writing Python; guards, delays and services must be
-    provided (with --impl) because they decide where the machine goes.
+    provided (with --impl) because they decide where the machine goes. With --store the
+    instance is durable: every step is journaled, and `fsm instances history` shows it.
     """
-    try:
-        machine = Machine.from_file(file)
-        context = json.loads(context_json) if context_json else None
-        if context is not None and not isinstance(context, dict):
-            raise click.BadParameter("--context must be a JSON object")
-        impl = _load_impl(impl_module) if impl_module else {}
-        machine = machine.provide(**impl)
-        missing_actions = machine.missing_implementations().get("actions", {})
-        machine = machine.provide(actions=dict.fromkeys(missing_actions, _noop))
-        events = [_parse_event(t) for t in event_texts]
-        if events_file:
-            events.extend(_read_events(events_file))
-    except click.BadParameter:
-        raise
-    except json.JSONDecodeError as exc:
-        _fail(f"invalid JSON: {exc}")
-        return
-    except FsmError as exc:
-        _fail(str(exc))
-        return
-
+    machine = Machine.from_file(file).provide(**_load_impl(impl_module))
+    missing_actions = machine.missing_implementations().get("actions", {})
+    machine = machine.provide(actions=dict.fromkeys(missing_actions, _noop))
+    machine.check_implementations()
+    context = _json_object(context_json, "--context")
+    events = [_parse_event(t) for t in event_texts]
+    if events_file:
+        events.extend(_read_events(events_file))
+    printer = StepPrinter(as_json)
     clock = VirtualClock()
-    step_no = [0]
+    options: dict[str, Any] = {"clock": clock, "inspect": printer, "executor": "inline", "logger": _echo_log}
+    if store_url:
+        from fsm.store import open_store
 
-    def show(label: str, snapshot: Snapshot, effects: list[Effect]) -> None:
-        if as_json:
-            record = {
-                "step": step_no[0],
-                "event": label,
-                "value": snapshot.value,
-                "context": snapshot.context,
-                "status": snapshot.status,
-                "actions": [e.to_dict() for e in effects if e.type not in ("xstate.schedule", "xstate.cancel")],
-            }
-            if snapshot.output is not None:
-                record["output"] = snapshot.output
-            click.echo(json.dumps(record, default=str))
+        store = open_store(store_url)
+        instance_id = instance_id or f"{machine.id}-{uuid.uuid4().hex[:8]}"
+        if store.exists(instance_id):
+            actor: ActorBase = machine.resume(store, instance_id, **options)
         else:
-            actions = _describe(effects)
-            line = f"{step_no[0]:>3}  {label:<24} -> {json.dumps(snapshot.value)}"
-            if actions:
-                line += f"   [{', '.join(actions)}]"
-            click.echo(line)
-            if snapshot.context:
-                click.echo(f"     context {json.dumps(snapshot.context, default=str)}")
-        step_no[0] += 1
+            actor = machine.start(context, store=store, instance_id=instance_id, **options)
+        if not as_json:
+            click.echo(f"     instance {instance_id} in {store_url}")
+    else:
+        actor = Actor(machine, context=context, **options).start()
+    _send_all(actor, events, lambda ev: actor.send(ev))  # type: ignore[attr-defined]
+    if advance_ms:
+        clock.advance(advance_ms)
+    _summary(actor, as_json)
 
-    effects_seen: list[Effect] = []
-    pending_label = ["(start)"]
 
-    def on_inspect(record: dict[str, Any]) -> None:
-        if record["type"] == "@fsm.event":
-            event = record["event"]
-            label = event["type"]
-            if len(event) > 1:
-                label += " " + json.dumps({k: v for k, v in event.items() if k != "type"}, default=str)
-            pending_label[0] = label
-        elif record["type"] == "@fsm.action":
-            effects_seen.append(record["effect"])
-        elif record["type"] == "@fsm.snapshot":
-            show(pending_label[0], record["snapshot"], list(effects_seen))
-            effects_seen.clear()
+# -- persisted instances -------------------------------------------------------------------
 
+
+def _store_machine(store: Any, instance_id: str | None, machine_file: Path | None, impl_module: str | None) -> Machine:
+    """The machine for an instance: from --machine, else the definition the store kept."""
+    impl = _load_impl(impl_module)
+    if machine_file is not None:
+        return Machine.from_file(machine_file).provide(**impl)
+    if instance_id is None:
+        raise CliError("give --machine FILE")
+    stored = store.load(instance_id)
+    definition = store.machine_definition(stored.machine_id, stored.machine_version)
+    if definition is None:
+        raise CliError(f"the store has no definition for {stored.machine_id}@{stored.machine_version}; give --machine")
+    return Machine.from_dict(definition, source=f"{store.url} ({stored.machine_id}@{stored.machine_version})").provide(
+        **impl
+    )
+
+
+store_option = click.option("--store", "store_url", required=True, help="sqlite:///path.db or postgresql://...")
+machine_option = click.option(
+    "--machine", "machine_file", type=click.Path(dir_okay=False, path_type=Path), help="The machine definition file."
+)
+impl_option = click.option("--impl", "impl_module", help="A Python module with actions/guards/services/delays dicts.")
+
+
+@main.command()
+@store_option
+@click.argument("instance_id")
+@click.argument("event_type")
+@click.argument("payload", required=False)
+@click.option("--event-id", help="Apply at most once: a repeated id is ignored.")
+@machine_option
+@impl_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON line per step.")
+@_guard
+def send(
+    store_url: str,
+    instance_id: str,
+    event_type: str,
+    payload: str | None,
+    event_id: str | None,
+    machine_file: Path | None,
+    impl_module: str | None,
+    as_json: bool,
+) -> None:
+    """Deliver an event to a persisted instance (from any process)."""
+    from fsm.store import open_store
+
+    store = open_store(store_url)
+    machine = _store_machine(store, instance_id, machine_file, impl_module)
+    event = {"type": event_type, **(_json_object(payload, "PAYLOAD") or {})}
+    printer = StepPrinter(as_json)
+    actor = machine.resume(store, instance_id, inspect=printer, logger=_echo_log, executor="inline")
+    actor.send(event, event_id=event_id)
+    actor.stop()
+    _summary(actor, as_json)
+
+
+@main.command()
+@store_option
+@click.option(
+    "--machine",
+    "machine_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Machine definitions this worker serves (default: the definitions kept in the store).",
+)
+@impl_option
+@click.option("--once", is_flag=True, help="One pass over due timers, then exit.")
+@click.option("--poll", type=float, default=1.0, help="Seconds between passes when idle.")
+@click.option("--lease", "lease_ms", type=float, default=60_000, help="Lease on a claimed instance, ms.")
+@_guard
+def worker(
+    store_url: str, machine_files: Sequence[Path], impl_module: str | None, once: bool, poll: float, lease_ms: float
+) -> None:
+    """Fire due timers of persisted instances (run several for throughput)."""
+    from fsm.runtime.worker import Worker
+    from fsm.store import open_store
+
+    store = open_store(store_url)
+    impl = _load_impl(impl_module)
+    machines = {m.id: m for m in (Machine.from_file(f).provide(**impl) for f in machine_files)}
+
+    def lookup(machine_id: str, version: str) -> Machine | None:
+        if machine_id in machines:
+            return machines[machine_id]
+        definition = store.machine_definition(machine_id, version)
+        return None if definition is None else Machine.from_dict(definition).provide(**impl)
+
+    def report(instance_id: str, snapshot: Snapshot) -> None:
+        click.echo(f"{instance_id}: {json.dumps(snapshot.value)} ({snapshot.status})")
+
+    runner = Worker(store, lookup, lease_ms=lease_ms, executor="inline", on_instance=report)
+    if once:
+        runner.run_once()
+        return
+    click.echo(f"worker {runner.owner} on {store_url}; Ctrl-C to stop", err=True)
     try:
-        actor = Actor(machine, context=context, clock=clock, inspect=on_inspect, executor="inline", logger=_echo_log)
-        machine.check_implementations()
-        actor.start()
-        for event in events:
-            if actor.snapshot.status != "active":
-                click.echo(f"     machine is {actor.snapshot.status}; remaining events not sent", err=True)
-                break
-            actor.send(event)
-        if advance_ms:
-            clock.advance(advance_ms)
-    except ImplementationError as exc:
-        _fail(str(exc))
+        runner.run(poll=poll)
+    except KeyboardInterrupt:
+        runner.stop()
+
+
+@main.group()
+def instances() -> None:
+    """List and inspect persisted instances."""
+
+
+@instances.command("list")
+@store_option
+@click.option("--status", help="Only instances with this status (active, done, error, stopped).")
+@click.option("--machine", "machine_id", help="Only instances of this machine id.")
+@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@_guard
+def instances_list(store_url: str, status: str | None, machine_id: str | None, limit: int, as_json: bool) -> None:
+    """Instances, newest first."""
+    from fsm.store import open_store
+
+    rows = open_store(store_url).instances(status=status, machine=machine_id, limit=limit)
+    if as_json:
+        for r in rows:
+            click.echo(
+                json.dumps(
+                    {
+                        "id": r.id,
+                        "machine": r.machine_id,
+                        "status": r.status,
+                        "value": r.snapshot.get("value"),
+                        "version": r.version,
+                    }
+                )
+            )
         return
-    except FsmError as exc:
-        _fail(str(exc), EXIT_FAILED)
+    if not rows:
+        click.echo("no instances")
         return
-    final = actor.snapshot
-    if final.status == "error":
-        _fail(f"the machine failed: {final.error}", EXIT_FAILED)
-    if not as_json:
-        summary = f"final: {json.dumps(final.value)} ({final.status})"
-        if final.output is not None:
-            summary += f" output {json.dumps(final.output, default=str)}"
-        click.echo(summary)
+    width = max(len(r.id) for r in rows)
+    click.echo(f"{'ID':<{width}}  {'MACHINE':<16} {'STATUS':<8} {'STEPS':>5}  STATE")
+    for r in rows:
+        click.echo(
+            f"{r.id:<{width}}  {r.machine_id:<16} {r.status:<8} {r.version:>5}  {json.dumps(r.snapshot.get('value'))}"
+        )
 
 
-def _noop(context: Any, event: Any, params: Any) -> None:
-    """Stands in for actions the command line has no implementation for."""
+@instances.command("show")
+@store_option
+@click.argument("instance_id")
+@_guard
+def instances_show(store_url: str, instance_id: str) -> None:
+    """The stored snapshot of one instance (JSON)."""
+    from fsm.store import open_store
+
+    stored = open_store(store_url).load(instance_id)
+    click.echo(
+        json.dumps(
+            {
+                "id": stored.id,
+                "machine": stored.machine_id,
+                "machine_version": stored.machine_version,
+                "version": stored.version,
+                "snapshot": stored.snapshot,
+            },
+            indent=2,
+        )
+    )
 
 
-def _echo_log(*args: Any) -> None:
-    click.echo("     log " + " ".join(json.dumps(a, default=str) if not isinstance(a, str) else a for a in args))
+@instances.command("history")
+@store_option
+@click.argument("instance_id")
+@click.option("--json", "as_json", is_flag=True, help="One JSON line per journal record.")
+@_guard
+def instances_history(store_url: str, instance_id: str, as_json: bool) -> None:
+    """The journal of one instance: every step, in order."""
+    from fsm.store import open_store
+
+    for record in open_store(store_url).history(instance_id):
+        if as_json:
+            click.echo(json.dumps(record.to_dict()))
+            continue
+        actions = [e["type"] for e in record.effects if not e["type"].startswith("xstate.")]
+        line = f"{record.seq:>4}  {record.event['type']:<28} -> {json.dumps(record.value)} ({record.status})"
+        if actions:
+            line += f"   [{', '.join(actions)}]"
+        click.echo(line)
+
+
+@main.command()
+@store_option
+@click.argument("instance_id")
+@machine_option
+@impl_option
+@_guard
+def replay(store_url: str, instance_id: str, machine_file: Path | None, impl_module: str | None) -> None:
+    """Re-fold an instance's journal and check it reproduces the stored snapshot.
+
+    Exit code 4 when it does not.
+    """
+    from fsm.runtime.durable import replay as replay_journal
+    from fsm.store import open_store
+
+    store = open_store(store_url)
+    machine = _store_machine(store, instance_id, machine_file, impl_module)
+    report = replay_journal(machine, store, instance_id)
+    if report.matches:
+        click.echo(f"{instance_id}: {report.records} records replayed; the snapshot matches")
+        return
+    click.echo(f"{instance_id}: replay differs at step {report.diverged_at}: {report.message}")
+    click.echo(f"  stored:   {json.dumps(report.stored)}")
+    click.echo(f"  replayed: {json.dumps(report.replayed)}")
+    sys.exit(EXIT_REPLAY_MISMATCH)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -28,6 +28,8 @@ from fsm.semantics.snapshot import ACTIVE, ERROR, Effect, Snapshot, Timer, snaps
 if TYPE_CHECKING:
     from fsm.runtime.actor import Actor
     from fsm.runtime.clock import Clock
+    from fsm.runtime.durable import DurableActor
+    from fsm.store.base import SQLStore
 
 KINDS = {"action": "actions", "guard": "guards", "delay": "delays", "service": "services"}
 
@@ -277,6 +279,8 @@ class Machine:
         inspect: Callable[[dict[str, Any]], None] | None = None,
         logger: Callable[..., None] | None = None,
         id: str | None = None,
+        store: SQLStore | None = None,
+        instance_id: str | None = None,
     ) -> Actor:
         """Start a live, synchronous actor (see docs/runtime.md).
 
@@ -286,10 +290,30 @@ class Machine:
         ``concurrent.futures.Executor``). ``inspect``: receives every event, action,
         snapshot and error. ``logger``: receives ``log`` actions. Missing
         implementations are reported here, all at once, by name.
+
+        With ``store`` (and ``instance_id``), the instance is durable: created in the store
+        (an existing id is refused) and every step committed before its effects run
+        (docs/persistence.md).
         """
         from fsm.runtime.actor import Actor
 
         self.check_implementations()
+        if store is not None:
+            from fsm.runtime.durable import start_durable
+
+            if not instance_id:
+                raise FsmError("a durable instance needs an instance_id")
+            return start_durable(
+                self,
+                store,
+                instance_id,
+                context=context,
+                input=input,
+                clock=clock,
+                executor=executor,
+                inspect=inspect,
+                logger=logger,
+            )
         actor = Actor(
             self, context=context, clock=clock, input=input, executor=executor, inspect=inspect, logger=logger, id=id
         )
@@ -316,6 +340,40 @@ class Machine:
         actor = Actor(self, snapshot=snapshot, clock=clock, executor=executor, inspect=inspect, logger=logger, id=id)
         actor.start()
         return actor
+
+    def resume(
+        self,
+        store: SQLStore,
+        instance_id: str,
+        *,
+        allow_version_change: bool = False,
+        migrate: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        clock: Clock | None = None,
+        executor: Executor | str | None = None,
+        inspect: Callable[[dict[str, Any]], None] | None = None,
+        logger: Callable[..., None] | None = None,
+    ) -> DurableActor:
+        """Resume a durable instance from the store as a live actor: timers re-armed,
+        running invocations restarted, effects left unfinished by a crash run again.
+
+        An instance started with another version of this definition is refused unless
+        ``allow_version_change=True`` or a ``migrate(snapshot_dict) -> snapshot_dict``
+        is given.
+        """
+        from fsm.runtime.durable import resume_durable
+
+        self.check_implementations()
+        return resume_durable(
+            self,
+            store,
+            instance_id,
+            allow_version_change=allow_version_change,
+            migrate=migrate,
+            clock=clock,
+            executor=executor,
+            inspect=inspect,
+            logger=logger,
+        )
 
     def __repr__(self) -> str:
         return f"<Machine {self.id!r} ({len(self.model.nodes)} states)>"

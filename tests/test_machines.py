@@ -639,15 +639,17 @@ def fsm_run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*fsm_command(), "run", *args], capture_output=True, text=True, cwd=ROOT, timeout=60)
 
 
-README_COMMAND = (
-    "fsm run machines/workflow.yaml -e START -e PAUSE -e RESUME "
-    """-e 'PROGRESS:{"pct": 40}' -e 'PROGRESS:{"pct": 100}'"""
-)
+def readme_command() -> str:
+    """The ``fsm run ...`` part of README's first set-up command, exactly as written."""
+    first_block = (ROOT / "README.md").read_text().split("```sh\n", 1)[1].split("```", 1)[0]
+    return "fsm run " + first_block.strip().split("&& fsm run ", 1)[1]
 
 
-def test_workflow_readme_command_line() -> None:
-    """The exact command the README shows."""
-    result = shell(README_COMMAND)
+def test_workflow_readme_command_line(tmp_path: Path) -> None:
+    """The exact command the README shows (its SQLite file redirected to a temp dir)."""
+    command = readme_command()
+    assert "machines/workflow.yaml" in command
+    result = shell(command.replace("sqlite:///fsm.db", f"sqlite:///{tmp_path}/fsm.db"))
     assert result.returncode == 0, result.stdout + result.stderr
     last = result.stdout.strip().splitlines()[-1]
     assert last == 'final: "completed" (done) output {"progress": 100}'

@@ -21,8 +21,11 @@ import asyncio
 import inspect
 import logging
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fsm.actions import PARENT
@@ -40,6 +43,53 @@ log = logging.getLogger("fsm.runtime")
 Listener = Callable[[Snapshot], None]
 Inspector = Callable[[dict[str, Any]], None]
 MailItem = tuple[str, Any]
+
+
+@dataclass(frozen=True)
+class EffectInfo:
+    """What an action implementation may want to know about the effect it is running.
+
+    ``key`` is an idempotency key, stable across retries and restarts, when the actor is
+    durable (``"<instance>:<seq>:<index>"``); None otherwise. ``attempt`` counts runs.
+    """
+
+    key: str | None
+    actor: str
+    seq: int | None
+    index: int | None
+    attempt: int
+
+
+_current_effect: ContextVar[EffectInfo | None] = ContextVar("fsm_current_effect", default=None)
+
+
+def current_effect() -> EffectInfo | None:
+    """The effect being executed in this context (for libraries that wrap actions)."""
+    return _current_effect.get()
+
+
+_ACCEPTS: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+def _accepts_effect(fn: Any) -> bool:
+    try:
+        return _ACCEPTS[fn]
+    except (KeyError, TypeError):
+        pass
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        result = False
+    else:
+        result = any(
+            p.kind is p.VAR_KEYWORD or (p.name == "effect" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD))
+            for p in parameters
+        )
+    try:
+        _ACCEPTS[fn] = result
+    except TypeError:
+        pass
+    return result
 
 
 class Subscription:
@@ -185,21 +235,24 @@ class ActorBase:
             return None
         return lambda record: self._inspect({"type": "@fsm.microstep", **record})
 
-    def _take(self) -> tuple[str, Any] | None:
-        """Next mailbox item that should be processed (events to a stopped actor are
-        dropped; a timer that was cancelled or replaced is dropped)."""
+    def _take(self) -> tuple[dict[str, Any], Timer | None, str | None] | None:
+        """Next mailbox item to process, as ``(event, timer it comes from, event id)``.
+
+        Events to a stopped actor are dropped, and so are timers cancelled or replaced
+        since they were armed, and results of invocations stopped since they started.
+        """
         while self._mailbox:
             kind, payload = self._mailbox.popleft()
             if self._snapshot is None or self._snapshot.status != ACTIVE:
                 if kind == "event":
-                    log.debug("event %r sent to actor %r (%s): ignored", payload["type"], self.id, self.status)
+                    log.debug("event %r sent to actor %r (%s): ignored", payload[0]["type"], self.id, self.status)
                 continue
             if kind == "child":
                 finished: Child = payload[0]
                 if self.children.get(finished.id) is not finished:
                     continue
                 del self.children[finished.id]
-                return "event", (payload[1], None)
+                return payload[1], None, None
             if kind == "timer":
                 timer_id, seq = payload
                 snapshot = self.snapshot
@@ -211,8 +264,8 @@ class ActorBase:
                     self._snapshot = snapshot.replace(timers=tuple(t for t in snapshot.timers if t is not timer))
                     self._deliver(timer.to, dict(timer.event))
                     continue
-                return "event", (dict(timer.event), timer)
-            return "event", (payload, None)
+                return dict(timer.event), timer, None
+            return payload[0], None, payload[1]
         return None
 
     def _action_error(self, effect: Effect, event: dict[str, Any], exc: Exception) -> StepError:
@@ -222,8 +275,12 @@ class ActorBase:
             cause=exc,
         )
 
-    def _call(self, effect: Effect) -> Any:
-        """Start an immediate effect; returns what the implementation returned."""
+    def _call(self, effect: Effect, info: EffectInfo | None = None) -> Any:
+        """Start an immediate effect; returns what the implementation returned.
+
+        An implementation that accepts a keyword argument ``effect`` receives an
+        :class:`EffectInfo` (with the idempotency key when the actor is durable).
+        """
         self._inspect(
             {"type": "@fsm.action", "action": {"type": effect.type, "params": effect.params}, "effect": effect}
         )
@@ -236,7 +293,15 @@ class ActorBase:
             return None
         if effect.fn is None:
             raise FsmError(f"action {effect.type!r} is not provided; pass it with machine.provide(actions=...)")
-        return effect.fn(effect.context, effect.event, effect.params if effect.params is not None else {})
+        params = effect.params if effect.params is not None else {}
+        info = info or EffectInfo(None, self.id, None, None, 1)
+        token = _current_effect.set(info)
+        try:
+            if _accepts_effect(effect.fn):
+                return effect.fn(effect.context, effect.event, params, effect=info)
+            return effect.fn(effect.context, effect.event, params)
+        finally:
+            _current_effect.reset(token)
 
     def _commit(self, snapshot: Snapshot, effects: list[Effect], event: dict[str, Any]) -> None:
         """The immediate effects ran: adopt the snapshot and run the deferred effects."""
@@ -301,7 +366,7 @@ class ActorBase:
             if self.parent is None:
                 log.warning("sendParent from %r, which has no parent: %r dropped", self.id, event["type"])
                 return
-            self.parent._enqueue(("event", event))
+            self.parent._enqueue(("event", (event, None)))
             return
         child = self.children.get(to)
         if child is None:
@@ -318,7 +383,8 @@ class ActorBase:
     def _start_child(self, child_id: str, src: str, input_: Any) -> None:
         impl = self.machine.impl.services.get(src)
         if impl is None:
-            self._enqueue(("event", events.error_actor(child_id, FsmError(f"service {src!r} is not provided"))))
+            error = events.error_actor(child_id, FsmError(f"service {src!r} is not provided"))
+            self._enqueue(("event", (error, None)))
             return
         start_service(self, child_id, impl, input_)
 
@@ -433,7 +499,7 @@ class Actor(ActorBase):
         Events sent while the actor is processing (from an action, or from another
         thread) are queued and processed after the current step, never re-entered.
         """
-        self._enqueue(("event", events.normalize(event, payload)))
+        self._enqueue(("event", (events.normalize(event, payload), None)))
 
     def stop(self) -> None:
         """Stop the actor: pending timers are cancelled, children stopped, status
@@ -454,7 +520,7 @@ class Actor(ActorBase):
 
     def _drain(self) -> None:
         while (item := self._take()) is not None:
-            event, timer = item[1]
+            event, timer, _ = item
             before = self.snapshot
             result = self._compute(event, timer)
             if isinstance(result, StepError):

@@ -113,14 +113,14 @@ class AsyncActor(ActorBase):
         """Send an event and wait until the actor is idle again (the event and anything
         it caused have been processed). From inside one of this actor's own actions the
         event is queued and ``send`` returns at once: run-to-completion."""
-        self._put(("event", events.normalize(event, payload)))
+        self._put(("event", (events.normalize(event, payload), None)))
         if asyncio.current_task() is self._task and self._task is not None:
             return
         await self._wait_idle()
 
     def send_nowait(self, event: Any, **payload: Any) -> None:
         """Queue an event without waiting for it to be processed."""
-        self._put(("event", events.normalize(event, payload)))
+        self._put(("event", (events.normalize(event, payload), None)))
 
     async def settle(self) -> None:
         """Wait until the mailbox is empty and nothing is being processed."""
@@ -174,7 +174,7 @@ class AsyncActor(ActorBase):
     async def _drain(self) -> None:
         try:
             while (item := self._take()) is not None:
-                event, timer = item[1]
+                event, timer, _ = item
                 before = self.snapshot
                 result = self._compute(event, timer)
                 if isinstance(result, StepError):

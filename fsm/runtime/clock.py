@@ -143,17 +143,20 @@ class VirtualClock:
 
 
 class RealClock:
-    """Wall-clock time (monotonic, in ms) with one daemon thread running due callbacks."""
+    """Wall-clock time in epoch milliseconds, with one daemon thread running due callbacks.
+
+    Epoch time (not a process-local monotonic origin) is what makes due times in a
+    persisted snapshot meaningful to the next process that resumes it.
+    """
 
     def __init__(self) -> None:
-        self._origin = time.monotonic()
         self._heap: list[TimerHandle] = []
         self._seq = itertools.count()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
 
     def now(self) -> float:
-        return (time.monotonic() - self._origin) * 1000.0
+        return time.time() * 1000.0
 
     def call_at(self, due: float, callback: Callable[[], Any]) -> TimerHandle:
         with self._cond:

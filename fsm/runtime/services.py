@@ -99,7 +99,7 @@ class MachineChild(Child):
             self.task = asyncio.ensure_future(started)
 
     def send(self, event: dict[str, Any]) -> None:
-        self.actor._enqueue(("event", event))
+        self.actor._enqueue(("event", (event, None)))
 
     def stop(self) -> None:
         super().stop()

@@ -64,7 +64,7 @@ class Step:
             self.history: Mapping[str, tuple[StateNode, ...]] = {}
             self.timers: list[Timer] = []
             self.children: dict[str, Mapping[str, Any]] = {}
-            self.seq = 0
+            self.timer_seq = 0
             self.status = ACTIVE
             self.output: Any = None
             self.error: Any = None
@@ -74,7 +74,7 @@ class Step:
             self.history = snapshot.history
             self.timers = list(snapshot.timers)
             self.children = dict(snapshot.children)
-            self.seq = snapshot.seq
+            self.timer_seq = snapshot.timer_seq
             self.status = snapshot.status
             self.output = snapshot.output
             self.error = snapshot.error
@@ -485,17 +485,19 @@ class Step:
                     cause=exc,
                 ) from exc
 
-    def resolve_impl(self, name: str, impl: Any, params: Any, event: Mapping[str, Any]) -> None:
+    def resolve_impl(
+        self, name: str, impl: Any, params: Any, event: Mapping[str, Any], path: tuple[int, ...] = ()
+    ) -> None:
         if isinstance(impl, BuiltinAction):
             self.resolve_builtin(impl, params, event)
         elif isinstance(impl, (list, tuple)):
-            for item in impl:
+            for index, item in enumerate(impl):
                 if isinstance(item, str):
                     self.resolve_impl(item, self.impl.actions.get(item), params, event)
                 else:
-                    self.resolve_impl(name, item, params, event)
+                    self.resolve_impl(name, item, params, event, (*path, index))
         else:
-            self.effects.append(Effect(name, params, self.context, event, False, impl))
+            self.effects.append(Effect(name, params, self.context, event, False, impl, path))
 
     def resolve_builtin(self, action: BuiltinAction, params: Any, event: Mapping[str, Any]) -> None:
         self.event = event
@@ -525,12 +527,15 @@ class Step:
                     Effect("xstate.sendTo", {"to": to, "event": event, "id": send_id}, self.context, self.event, True)
                 )
             return
-        timer_id = send_id if send_id is not None else f"xstate.timer.{self.seq}"
+        timer_id = send_id if send_id is not None else f"xstate.timer.{self.timer_seq}"
         self.timers = [t for t in self.timers if t.id != timer_id]
-        timer = Timer(timer_id, event, self.now + ms, self.seq, to)
-        self.seq += 1
+        timer = Timer(timer_id, event, self.now + ms, self.timer_seq, to)
+        self.timer_seq += 1
         self.timers.append(timer)
-        self.effects.append(Effect("xstate.schedule", timer.to_dict() | {"delay": ms}, self.context, self.event, True))
+        params = timer.to_dict() | {"delay": ms}
+        if isinstance(delay, str):
+            params["delay_name"] = delay  # lets a replay reuse the value a delay function gave
+        self.effects.append(Effect("xstate.schedule", params, self.context, self.event, True))
 
     def resolve_delay(self, delay: Any) -> float | None:
         if isinstance(delay, str):
@@ -585,7 +590,7 @@ class Step:
             self.history,
             tuple(self.timers),
             self.children,
-            self.seq,
+            self.timer_seq,
         )
 
 

@@ -63,6 +63,9 @@ class Effect:
     event: Mapping[str, Any]
     builtin: bool = False
     fn: Any = field(default=None, compare=False, repr=False)
+    # Where ``fn`` sits when the implementation is a list of actions, so a runtime can
+    # find it again by name after a restart (the outbox stores name + path).
+    impl_path: tuple[int, ...] = ()
 
     @property
     def immediate(self) -> bool:
@@ -129,7 +132,7 @@ class Snapshot:
         "machine",
         "nodes",
         "output",
-        "seq",
+        "timer_seq",
         "status",
         "timers",
     )
@@ -145,7 +148,7 @@ class Snapshot:
         history: Mapping[str, tuple[StateNode, ...]] | None = None,
         timers: tuple[Timer, ...] = (),
         children: Mapping[str, Mapping[str, Any]] | None = None,
-        seq: int = 0,
+        timer_seq: int = 0,
     ) -> None:
         self.machine = machine
         self.nodes = nodes
@@ -158,7 +161,7 @@ class Snapshot:
         # Running invocations: id -> {"src": service name, "input": resolved input}, so a
         # resumed instance restarts them with the same input.
         self.children: Mapping[str, Mapping[str, Any]] = children or {}
-        self.seq = seq
+        self.timer_seq = timer_seq  # numbers timers in arming order (and unnamed timer ids)
         self._value: Any = None
         self._node_set: frozenset[StateNode] | None = None
 
@@ -254,7 +257,7 @@ class Snapshot:
             "history": {k: [n.id for n in v] for k, v in self.history.items()},
             "timers": [t.to_dict() for t in self.timers],
             "children": {k: dict(v) for k, v in self.children.items()},
-            "seq": self.seq,
+            "timer_seq": self.timer_seq,
         }
         return data
 
@@ -319,9 +322,9 @@ def snapshot_from_dict(machine: Any, data: Mapping[str, Any]) -> Snapshot:
                 raise SnapshotError(f"history[{hid!r}]: #{member.id} is not inside #{owner.parent.id}")
         history[hid] = remembered
     timers = _timers_from_json(data.get("timers"))
-    seq = data.get("seq", 0)
-    if isinstance(seq, bool) or not isinstance(seq, int):
-        raise SnapshotError(f"snapshot 'seq' must be an integer, got {seq!r}")
+    timer_seq = data.get("timer_seq", 0)
+    if isinstance(timer_seq, bool) or not isinstance(timer_seq, int):
+        raise SnapshotError(f"snapshot 'timer_seq' must be an integer, got {timer_seq!r}")
     snap = Snapshot(
         machine,
         nodes,
@@ -332,7 +335,7 @@ def snapshot_from_dict(machine: Any, data: Mapping[str, Any]) -> Snapshot:
         history,
         timers,
         _children_from_json(data.get("children")),
-        seq,
+        timer_seq,
     )
     if "value" in data and data["value"] != snap.value:
         raise SnapshotError(f"snapshot value {data['value']!r} does not match its configuration {snap.value!r}")
