@@ -23,7 +23,9 @@ from fsm.model.build import build_model
 from fsm.model.nodes import Model, StateNode, Transition
 from fsm.semantics import events
 from fsm.semantics.algorithm import Implementations, Step, initial_step, initial_targets
-from fsm.semantics.snapshot import ACTIVE, ERROR, Effect, Snapshot, Timer, snapshot_from_dict
+from fsm.semantics.plans import End, Node, PlanCache
+from fsm.semantics.plans import replay as replay_plan
+from fsm.semantics.snapshot import ACTIVE, ERROR, Effect, Snapshot, Timer, intern_configuration, snapshot_from_dict
 
 if TYPE_CHECKING:
     from fsm.runtime.actor import Actor
@@ -37,9 +39,11 @@ KINDS = {"action": "actions", "guard": "guards", "delay": "delays", "service": "
 class Machine:
     """A statechart definition compiled and ready to run."""
 
-    __slots__ = ("_version", "impl", "model", "source")
+    __slots__ = ("_plans", "_version", "impl", "model", "source")
 
     def __init__(self, model: Model, impl: Implementations | None = None, source: str | None = None) -> None:
+        # Recorded steps of this machine (with these implementations): the fast path.
+        self._plans = PlanCache()
         self.model = model
         self.impl = impl or Implementations()
         self.source = source
@@ -162,11 +166,23 @@ class Machine:
         ctx = self._fresh_context()
         if context:
             ctx.update(context)
+        key = (events.INIT, input is None)
+        root = self._plans.roots.get(key)
+        if root is not None:
+            step = Step(self.model, self.impl, None, now, replay=True)
+            step.context = ctx
+            step.on_microstep = on_microstep
+            end = self._replay(step, root, _init_event(input))
+            if end is not None:
+                return step.snapshot(self, end.config), step.effects
         try:
-            step = initial_step(self.model, self.impl, ctx, now, input, on_microstep)
+            step = initial_step(self.model, self.impl, ctx, now, input, on_microstep, record=not self._plans.full)
         except Exception as exc:
             raise _step_error(exc, events.INIT, None) from exc
-        return step.snapshot(self), step.effects
+        config = intern_configuration(self.model, tuple(step.nodes))
+        if step.rec is not None and step.cacheable:
+            self._plans.insert(key, step.rec, End(config, step.microsteps))
+        return step.snapshot(self, config), step.effects
 
     def transition(
         self,
@@ -190,25 +206,69 @@ class Machine:
         ``on_microstep`` is called with a description of each microstep (for inspection;
         it does not change the result).
         """
-        ev = events.normalize(event)
-        if snapshot.machine is not self and snapshot.model is not self.model:
+        if snapshot[0] is not self and snapshot.model is not self.model:
             raise FsmError(f"this snapshot belongs to machine {snapshot.model.id!r}, not {self.id!r}")
+        return self._transition(snapshot, events.normalize(event), now, timer, on_microstep)
+
+    def _transition(
+        self,
+        snapshot: Snapshot,
+        ev: dict[str, Any],
+        now: float,
+        timer: Timer | str | None,
+        on_microstep: Callable[[dict[str, Any]], None] | None,
+    ) -> tuple[Snapshot, list[Effect]]:
+        """``transition`` for an event already normalised (the runtime's entry point)."""
         if timer is not None:
             pending = _find_timer(snapshot, timer)
             if pending is None:
                 return snapshot, []
             snapshot = snapshot.replace(timers=tuple(t for t in snapshot.timers if t is not pending))
-        if snapshot.status != ACTIVE:
+        if snapshot[3] != ACTIVE:
             return snapshot, []
-        step = Step(self.model, self.impl, snapshot, now)
+        model = self.model
+        key = (snapshot[1], ev["type"], _history_key(snapshot[6])) if model.has_history else (snapshot[1], ev["type"])
+        root = self._plans.roots.get(key)
+        if root is not None:
+            if root.static:
+                end = root.end
+                assert end is not None
+                if end.microsteps == 0:
+                    return snapshot, []  # recorded: nothing handles this event here
+                if on_microstep is not None:
+                    for op in root.ops:
+                        on_microstep({"event": ev, **op[1]})
+                return tuple.__new__(Snapshot, (self, end.config, *snapshot[2:])), []
+            step = Step(model, self.impl, snapshot, now, replay=True)
+            step.on_microstep = on_microstep
+            end = self._replay(step, root, ev)
+            if end is not None:
+                if end.microsteps == 0 and step.status == snapshot[3]:
+                    return snapshot, step.effects
+                return step.snapshot(self, end.config), step.effects
+        step = Step(model, self.impl, snapshot, now)
         step.on_microstep = on_microstep
+        if not self._plans.full:
+            step.rec = []
         try:
             step.macrostep(ev)
         except Exception as exc:
             raise _step_error(exc, ev["type"], step) from exc
-        if step.microsteps == 0 and step.status == snapshot.status:
+        if step.microsteps == 0 and step.status == snapshot[3]:
+            if step.rec is not None and step.cacheable:
+                self._plans.insert(key, step.rec, End(snapshot[1], 0))
             return snapshot, step.effects
-        return step.snapshot(self), step.effects
+        config = intern_configuration(model, tuple(step.nodes))
+        if step.rec is not None and step.cacheable:
+            self._plans.insert(key, step.rec, End(config, step.microsteps))
+        return step.snapshot(self, config), step.effects
+
+    @staticmethod
+    def _replay(step: Step, root: Node, event: dict[str, Any]) -> End | None:
+        try:
+            return replay_plan(step, root, event)
+        except Exception:  # anything unexpected: the slow path decides (and raises)
+            return None
 
     def fire(self, snapshot: Snapshot, timer: Timer, *, now: float | None = None) -> tuple[Snapshot, list[Effect]]:
         """Deliver a pending timer (at its due time unless ``now`` is given). A timer for
@@ -375,6 +435,12 @@ class Machine:
             logger=logger,
         )
 
+    def _repr_svg_(self) -> str | None:
+        """Jupyter shows a machine as its diagram (when Graphviz's ``dot`` is installed)."""
+        from fsm.export import repr_svg
+
+        return repr_svg(self)
+
     def __repr__(self) -> str:
         return f"<Machine {self.id!r} ({len(self.model.nodes)} states)>"
 
@@ -406,6 +472,19 @@ def _deeper_than(document: Any, limit: int) -> bool:
         elif isinstance(node, list):
             stack.extend((v, depth + 1) for v in node)
     return False
+
+
+def _init_event(input_: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {"type": events.INIT}
+    if input_ is not None:
+        event["input"] = input_
+    return event
+
+
+def _history_key(history: Mapping[str, tuple[StateNode, ...]]) -> Any:
+    if not history:
+        return ()
+    return tuple(sorted((k, tuple(n.order for n in v)) for k, v in history.items()))
 
 
 def _find_timer(snapshot: Snapshot, timer: Timer | str) -> Timer | None:

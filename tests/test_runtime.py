@@ -148,7 +148,10 @@ def test_async_actor_with_the_loop_clock() -> None:
 
 def test_send_from_inside_an_async_action_is_queued_not_reentered() -> None:
     machine = fsm.Machine.from_dict(
-        {"initial": "a", "states": {"a": {"on": {"GO": {"target": "b", "actions": "kick"}}}, "b": {"on": {"KICK": "c"}}, "c": {}}}
+        {
+            "initial": "a",
+            "states": {"a": {"on": {"GO": {"target": "b", "actions": "kick"}}}, "b": {"on": {"KICK": "c"}}, "c": {}},
+        }
     )
     order: list[str] = []
     holder: dict[str, fsm.AsyncActor] = {}

@@ -488,15 +488,8 @@ def test_max_iterations_bound_is_exclusive_of_the_settle_check(
             "z": {},
         },
     }
-    runs = oracle.run(
-        [
-            {"machine": machine, "steps": [ev("T")], "maxIterations": n, "id": n}
-            for n in (2, 3)
-        ]
-    )
-    assert [
-        (r["id"], r["trace"][1]["value"], r["trace"][1]["error"]) for r in runs
-    ] == [
+    runs = oracle.run([{"machine": machine, "steps": [ev("T")], "maxIterations": n, "id": n} for n in (2, 3)])
+    assert [(r["id"], r["trace"][1]["value"], r["trace"][1]["error"]) for r in runs] == [
         (2, "a", "loop"),
         (3, "z", None),
     ]
@@ -538,13 +531,7 @@ def test_context_override_and_batch_ids(oracle: XStateOracle) -> None:
         "id": "ctx",
         "initial": "a",
         "context": {"n": 1},
-        "states": {
-            "a": {
-                "on": {
-                    "INC": {"actions": {"type": "inc", "params": {"key": "n", "by": 2}}}
-                }
-            }
-        },
+        "states": {"a": {"on": {"INC": {"actions": {"type": "inc", "params": {"key": "n", "by": 2}}}}}},
     }
     cases: list[Json] = [
         {"id": "default", "machine": machine, "steps": [ev("INC")]},
@@ -569,15 +556,10 @@ def test_many_cases_through_one_process(oracle: XStateOracle) -> None:
         "initial": "a",
         "states": {"a": {"on": {"T": "b"}}, "b": {"on": {"T": "a"}}},
     }
-    cases = [
-        {"id": i, "machine": machine, "steps": [ev("T")] * (i % 7)} for i in range(2000)
-    ]
+    cases = [{"id": i, "machine": machine, "steps": [ev("T")] * (i % 7)} for i in range(2000)]
     results = oracle.run(cases)
     assert [r["id"] for r in results] == list(range(2000))
-    assert all(
-        r["trace"][-1]["value"] == ("b" if (i % 7) % 2 else "a")
-        for i, r in enumerate(results)
-    )
+    assert all(r["trace"][-1]["value"] == ("b" if (i % 7) % 2 else "a") for i, r in enumerate(results))
 
 
 def test_machine_that_cannot_be_created_is_fatal(oracle: XStateOracle) -> None:
@@ -596,9 +578,7 @@ def test_dead_node_process_raises_with_its_stderr() -> None:
     # SyntaxError, which must show up in the error (no node needed for this test).
     broken = XStateOracle(node=sys.executable, timeout=30)
     try:
-        with pytest.raises(
-            RuntimeError, match=r"exited unexpectedly(?s:.*)SyntaxError"
-        ):
+        with pytest.raises(RuntimeError, match=r"exited unexpectedly(?s:.*)SyntaxError"):
             broken.run_one({"initial": "a", "states": {"a": {}}}, [])
     finally:
         broken.close()

@@ -207,7 +207,13 @@ class Model:
     context: dict[str, Any]
     max_microsteps: int
     references: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    # Interned configurations (see fsm.semantics.snapshot.Configuration), by state orders.
+    configurations: dict[tuple[int, ...], Any] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
         return self.root.id
+
+    def __post_init__(self) -> None:
+        # Whether history memory can change what a step does (it keys recorded steps).
+        self.has_history = any(n.type == HISTORY for n in self.nodes)

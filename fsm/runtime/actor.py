@@ -69,9 +69,15 @@ def current_effect() -> EffectInfo | None:
 
 
 _ACCEPTS: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+_FLAG = "_fsm_takes_effect"
 
 
 def _accepts_effect(fn: Any) -> bool:
+    """Does this implementation take an ``effect`` keyword? Decided once per function
+    (remembered on the function itself, or in a weak table for other callables)."""
+    flag = getattr(fn, _FLAG, None)
+    if flag is not None:
+        return bool(flag)
     try:
         return _ACCEPTS[fn]
     except (KeyError, TypeError):
@@ -86,9 +92,12 @@ def _accepts_effect(fn: Any) -> bool:
             for p in parameters
         )
     try:
-        _ACCEPTS[fn] = result
-    except TypeError:
-        pass
+        setattr(fn, _FLAG, result)
+    except (AttributeError, TypeError):
+        try:
+            _ACCEPTS[fn] = result
+        except TypeError:
+            pass
     return result
 
 
@@ -147,6 +156,7 @@ class ActorBase:
         ] = []
         self._emit_handlers: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
         self._armed: dict[str, tuple[int, TimerHandle]] = {}
+        self._synced: tuple[Timer, ...] | None = None  # the timers tuple last armed
         self.children: dict[str, Child] = {}
         self._handle: Child | None = None  # set when this actor is an invoked child
 
@@ -222,11 +232,13 @@ class ActorBase:
         return snapshot, effects, event
 
     def _compute(self, event: dict[str, Any], timer: Timer | None) -> tuple[Snapshot, list[Effect]] | StepError:
-        self._inspect({"type": "@fsm.event", "event": event, "timer": timer, "snapshot": self.snapshot})
+        snapshot = self.snapshot
+        hook = None
+        if self._inspectors:
+            self._inspect({"type": "@fsm.event", "event": event, "timer": timer, "snapshot": snapshot})
+            hook = self._microstep_hook()
         try:
-            return self.machine.transition(
-                self.snapshot, event, now=self.clock.now(), timer=timer, on_microstep=self._microstep_hook()
-            )
+            return self.machine._transition(snapshot, event, self.clock.now(), timer, hook)
         except StepError as exc:
             return exc
 
@@ -281,38 +293,46 @@ class ActorBase:
         An implementation that accepts a keyword argument ``effect`` receives an
         :class:`EffectInfo` (with the idempotency key when the actor is durable).
         """
-        self._inspect(
-            {"type": "@fsm.action", "action": {"type": effect.type, "params": effect.params}, "effect": effect}
-        )
-        if effect.type == "xstate.log":
-            params = effect.params
-            if params.get("label"):
-                self._logger(params["label"], params["value"])
-            else:
-                self._logger(params["value"])
-            return None
-        if effect.fn is None:
+        if self._inspectors:
+            self._inspect(
+                {"type": "@fsm.action", "action": {"type": effect.type, "params": effect.params}, "effect": effect}
+            )
+        fn = effect.fn
+        if fn is None:
+            if effect.type == "xstate.log":
+                params = effect.params
+                if params.get("label"):
+                    self._logger(params["label"], params["value"])
+                else:
+                    self._logger(params["value"])
+                return None
             raise FsmError(f"action {effect.type!r} is not provided; pass it with machine.provide(actions=...)")
         params = effect.params if effect.params is not None else {}
-        info = info or EffectInfo(None, self.id, None, None, 1)
+        if info is None:  # an in-memory actor: no idempotency key to publish
+            if _accepts_effect(fn):
+                return fn(effect.context, effect.event, params, effect=EffectInfo(None, self.id, None, None, 1))
+            return fn(effect.context, effect.event, params)
         token = _current_effect.set(info)
         try:
-            if _accepts_effect(effect.fn):
-                return effect.fn(effect.context, effect.event, params, effect=info)
-            return effect.fn(effect.context, effect.event, params)
+            if _accepts_effect(fn):
+                return fn(effect.context, effect.event, params, effect=info)
+            return fn(effect.context, effect.event, params)
         finally:
             _current_effect.reset(token)
 
     def _commit(self, snapshot: Snapshot, effects: list[Effect], event: dict[str, Any]) -> None:
         """The immediate effects ran: adopt the snapshot and run the deferred effects."""
         self._snapshot = snapshot
-        self._sync_timers(snapshot)
+        if snapshot[7] is not self._synced:  # timers changed
+            self._sync_timers(snapshot)
         for effect in effects:
-            if not effect.immediate:
+            if effect.builtin and effect.type != "xstate.log":
                 self._run_deferred(effect)
-        self._inspect({"type": "@fsm.snapshot", "event": event, "snapshot": snapshot})
-        self._notify(snapshot)
-        if snapshot.status != ACTIVE:
+        if self._inspectors:
+            self._inspect({"type": "@fsm.snapshot", "event": event, "snapshot": snapshot})
+        if self._listeners:
+            self._notify(snapshot)
+        if snapshot[3] != ACTIVE:
             self._teardown()
             if snapshot.status == DONE:
                 self._complete()
@@ -395,6 +415,7 @@ class ActorBase:
 
     def _sync_timers(self, snapshot: Snapshot) -> None:
         """Arm the snapshot's timers on the clock; cancel armed ones no longer pending."""
+        self._synced = snapshot.timers
         wanted: dict[str, Timer] = {t.id: t for t in snapshot.timers}
         for timer_id, (seq, handle) in list(self._armed.items()):
             timer = wanted.get(timer_id)
@@ -416,6 +437,7 @@ class ActorBase:
         for _, handle in self._armed.values():
             handle.cancel()
         self._armed.clear()
+        self._synced = None
         for child in list(self.children.values()):
             child.stop()
         self.children.clear()
@@ -499,7 +521,29 @@ class Actor(ActorBase):
         Events sent while the actor is processing (from an action, or from another
         thread) are queued and processed after the current step, never re-entered.
         """
-        self._enqueue(("event", (events.normalize(event, payload), None)))
+        ev = events.normalize(event, payload)
+        with self._lock:
+            if self._processing or not self._started or self._mailbox:
+                self._mailbox.append(("event", (ev, None)))
+                if self._processing or not self._started:
+                    return
+            elif self._snapshot is not None and self._snapshot[3] == ACTIVE:
+                # Idle: process this event directly, then whatever it queued.
+                self._processing = True
+                try:
+                    self._process(ev, None)
+                    if self._mailbox:
+                        self._drain()
+                finally:
+                    self._processing = False
+                return
+            else:
+                return  # a stopped actor ignores events, as in XState
+            self._processing = True
+            try:
+                self._drain()
+            finally:
+                self._processing = False
 
     def stop(self) -> None:
         """Stop the actor: pending timers are cancelled, children stopped, status
@@ -520,20 +564,25 @@ class Actor(ActorBase):
 
     def _drain(self) -> None:
         while (item := self._take()) is not None:
-            event, timer, _ = item
-            before = self.snapshot
-            result = self._compute(event, timer)
-            if isinstance(result, StepError):
-                self._run_partial(result.effects)
-                self._fail(before, result)
-            else:
-                self._apply(before, result[0], result[1], event)
+            self._process(item[0], item[1])
+
+    def _process(self, event: dict[str, Any], timer: Timer | None) -> None:
+        before = self._snapshot
+        result = self._compute(event, timer)
+        if type(result) is tuple:
+            self._apply(before, result[0], result[1], event)
+        else:
+            assert isinstance(result, StepError)
+            self._run_partial(result.effects)
+            self._fail(before, result)
 
     def _apply(self, before: Snapshot | None, snapshot: Snapshot, effects: list[Effect], event: dict[str, Any]) -> None:
         for effect in effects:
-            if effect.immediate:
+            if not effect.builtin or effect.type == "xstate.log":
                 try:
-                    _finish(self._call(effect))
+                    result = self._call(effect)
+                    if result is not None:
+                        _finish(result)
                 except Exception as exc:
                     self._fail(before, self._action_error(effect, event, exc))
                     return
@@ -551,7 +600,7 @@ class Actor(ActorBase):
 
 def _finish(result: Any) -> None:
     """A synchronous actor runs an async action to completion where it stands."""
-    if inspect.isawaitable(result):
+    if result is not None and inspect.isawaitable(result):
         try:
             asyncio.get_running_loop()
         except RuntimeError:

@@ -30,13 +30,42 @@ from fsm.actions import Assign, BuiltinAction
 from fsm.errors import ExpressionError, InfiniteLoopError, StepError
 from fsm.model.nodes import COMPOUND, FINAL, HISTORY, PARALLEL, ActionRef, InvokeDef, Model, StateNode, Transition
 from fsm.semantics import events
-from fsm.semantics.snapshot import ACTIVE, DONE, ERROR, Effect, Snapshot, Timer, matches_state, state_value
+from fsm.semantics.plans import (
+    OP_ACTIONS,
+    OP_DONE,
+    OP_DONE_PARALLEL,
+    OP_ERROR,
+    OP_FINISH,
+    OP_GUARD,
+    OP_HISTORY,
+    OP_MICRO,
+    OP_POP,
+    OP_SPAWN,
+    OP_STOP,
+    OP_STOP_ALL,
+)
+from fsm.semantics.snapshot import (
+    ACTIVE,
+    DONE,
+    ERROR,
+    Configuration,
+    Effect,
+    Snapshot,
+    Timer,
+    intern_configuration,
+    matches_state,
+    state_value,
+)
+
+
+class PlanMismatch(Exception):
+    """A recorded plan does not cover this step; the slow path takes over."""
 
 
 class Implementations:
     """The user-provided implementations a step may need (guards, assigns, delays)."""
 
-    __slots__ = ("actions", "delays", "guards", "services")
+    __slots__ = ("actions", "delays", "guards", "plain", "services")
 
     def __init__(
         self,
@@ -49,35 +78,77 @@ class Implementations:
         self.guards: Mapping[str, Any] = guards or {}
         self.delays: Mapping[str, Any] = delays or {}
         self.services: Mapping[str, Any] = services or {}
+        # Plain callables among the actions: the common case the step handles directly.
+        self.plain: frozenset[str] = frozenset(
+            name for name, impl in self.actions.items() if callable(impl) and not isinstance(impl, BuiltinAction)
+        )
 
 
 class Step:
-    """The working state of one macrostep. Built from a snapshot, discarded afterwards."""
+    """The working state of one macrostep. Built from a snapshot, discarded afterwards.
 
-    def __init__(self, model: Model, impl: Implementations, snapshot: Snapshot | None, now: float) -> None:
+    Timers and children are shared with the input snapshot until changed (copy on
+    write), so an unchanged timer tuple stays the same object and the runtime can skip
+    re-arming it.
+    """
+
+    __slots__ = (
+        "cacheable",
+        "children",
+        "context",
+        "domains",
+        "effects",
+        "error",
+        "event",
+        "history",
+        "impl",
+        "microsteps",
+        "model",
+        "mutated",
+        "nodes",
+        "now",
+        "on_microstep",
+        "output",
+        "queue",
+        "rec",
+        "recent",
+        "replaying",
+        "status",
+        "timer_seq",
+        "timers",
+    )
+
+    def __init__(
+        self, model: Model, impl: Implementations, snapshot: Snapshot | None, now: float, *, replay: bool = False
+    ) -> None:
         self.model = model
         self.impl = impl
         self.now = now
+        # Recording (slow path) or replaying (fast path) a Plan: see fsm.semantics.plans.
+        self.rec: list[tuple[Any, ...]] | None = None
+        self.cacheable = True
+        self.replaying = replay
+        self.nodes: dict[StateNode, None]
+        self.context: dict[str, Any]
+        self.history: Mapping[str, tuple[StateNode, ...]]
+        self.timers: tuple[Timer, ...] | list[Timer]
+        self.children: Mapping[str, Mapping[str, Any]]
+        self.output: Any
+        self.error: Any
         if snapshot is None:
-            self.nodes: dict[StateNode, None] = {model.root: None}
-            self.context: dict[str, Any] = {}
-            self.history: Mapping[str, tuple[StateNode, ...]] = {}
-            self.timers: list[Timer] = []
-            self.children: dict[str, Mapping[str, Any]] = {}
+            self.nodes = {model.root: None}
+            self.context = {}
+            self.history = {}
+            self.timers = ()
+            self.children = {}
             self.timer_seq = 0
             self.status = ACTIVE
-            self.output: Any = None
-            self.error: Any = None
+            self.output = None
+            self.error = None
         else:
-            self.nodes = dict.fromkeys(snapshot.nodes)
-            self.context = snapshot.context
-            self.history = snapshot.history
-            self.timers = list(snapshot.timers)
-            self.children = dict(snapshot.children)
-            self.timer_seq = snapshot.timer_seq
-            self.status = snapshot.status
-            self.output = snapshot.output
-            self.error = snapshot.error
+            _, _, self.context, self.status, self.output, self.error, self.history, self.timers, *rest = snapshot
+            self.children, self.timer_seq = rest
+            self.nodes = {} if replay else dict.fromkeys(snapshot.nodes)
         self.effects: list[Effect] = []
         self.queue: deque[dict[str, Any]] = deque()
         self.mutated = False
@@ -85,7 +156,7 @@ class Step:
         self.on_microstep: Callable[[dict[str, Any]], None] | None = None
         self.domains: dict[Transition, StateNode | None] = {}
         self.event: Mapping[str, Any] = {}
-        self.recent: deque[StateNode] = deque(maxlen=16)
+        self.recent: deque[StateNode] | None = None if replay else deque(maxlen=16)
 
     # -- guards ------------------------------------------------------------------------
 
@@ -104,6 +175,10 @@ class Step:
         if isinstance(guard, g.Not):
             return not self.evaluate(guard.guard, event, params)
         if isinstance(guard, g.StateIn):
+            # Depends on the configuration mid-step, which a replay does not track.
+            if self.replaying:
+                raise PlanMismatch("stateIn is decided by the slow path")
+            self.cacheable = False
             state = guard.state
             if isinstance(state, str) and state.startswith("#"):
                 node = self.model.by_id.get(state[1:])
@@ -131,6 +206,8 @@ class Step:
                     event_type=event["type"],
                     cause=exc,
                 ) from exc
+            if self.rec is not None:
+                self.rec.append((OP_GUARD, guard, ok, node, t))
             if ok:
                 return [t]
         return []
@@ -162,10 +239,17 @@ class Step:
             for state in (atomic, *atomic.ancestors):
                 if not state.always:
                     continue
-                found = next(
-                    (t for t in state.always if t.guard is None or self.evaluate(t.guard, event)),
-                    None,
-                )
+                found = None
+                for t in state.always:
+                    if t.guard is None:
+                        found = t
+                        break
+                    ok = self.evaluate(t.guard, event)
+                    if self.rec is not None:
+                        self.rec.append((OP_GUARD, t.guard, ok, None, t))
+                    if ok:
+                        found = t
+                        break
                 if found is not None:
                     enabled[found] = None
                     break
@@ -294,6 +378,31 @@ class Step:
                     default_entry.add(child)
                     self.add_descendant_states_to_enter(child, to_enter, default_entry)
 
+    def complete_entry_set(self, to_enter: dict[StateNode, None], default_entry: set[StateNode]) -> None:
+        """Enter the ancestors an entered state would otherwise lack.
+
+        When one transition of a microstep re-enters a state through history (its domain
+        being that state itself) while another transition exits that state's ancestors,
+        XState enters the state alone and leaves its ancestors out of its active states
+        (docs/semantics.md, "Deviations"). fsm enters them again, completing parallel
+        regions by default, so the configuration stays legal.
+        """
+        pending = list(to_enter)
+        while pending:
+            state = pending.pop()
+            for anc in state.ancestors:
+                if anc in self.nodes or anc in to_enter:
+                    continue
+                to_enter[anc] = None
+                pending.append(anc)
+                if anc.type == PARALLEL:
+                    for child in anc.children:
+                        if child not in self.nodes and not any(
+                            s.is_descendant_of(child) or s is child for s in to_enter
+                        ):
+                            to_enter[child] = None
+                            self.add_descendant_states_to_enter(child, to_enter, default_entry)
+
     def add_ancestor_states_to_enter(
         self,
         to_enter: dict[StateNode, None],
@@ -325,13 +434,18 @@ class Step:
         for state in to_exit:
             self.run_actions(state.exit, event, state)
             for inv in state.invoke:
-                self.stop_child(inv.id)
+                if self.rec is not None:
+                    self.rec.append((OP_STOP, inv.id))
+                self.stop_child(inv.id, event)
             del self.nodes[state]
         if changed is not None:
+            if self.rec is not None:
+                self.rec.append((OP_HISTORY, {k: v for k, v in changed.items() if self.history.get(k) is not v}))
             self.history = changed
 
     def enter_states(self, transitions: list[Transition], event: Mapping[str, Any], initial: bool) -> None:
         to_enter, default_entry = self.entry_set(transitions)
+        self.complete_entry_set(to_enter, default_entry)
         if initial:
             default_entry.add(self.model.root)
         completed: set[StateNode] = set()
@@ -339,6 +453,8 @@ class Step:
             self.nodes[state] = None
             self.run_actions(state.entry, event, state)
             for inv in state.invoke:
+                if self.rec is not None:
+                    self.rec.append((OP_SPAWN, inv))
                 self.spawn(inv, event)
             if state in default_entry and state.initial is not None:
                 self.run_actions(state.initial.actions, event, state)
@@ -348,6 +464,8 @@ class Step:
             marker = parent if parent is not None and parent.type == PARALLEL else (parent.parent if parent else None)
             completion = marker or state
             if parent is not None and parent.type == COMPOUND:
+                if self.rec is not None:
+                    self.rec.append((OP_DONE, state, parent.id))
                 output = self.resolve_output(state, event) if state.output is not None else None
                 self.queue.append(events.done_state(parent.id, output))
             while (
@@ -357,11 +475,15 @@ class Step:
                 and self.in_final_state(marker)
             ):
                 completed.add(marker)
+                if self.rec is not None:
+                    self.rec.append((OP_DONE_PARALLEL, marker.id))
                 self.queue.append(events.done_state(marker.id))
                 completion = marker
                 marker = marker.parent
             if marker is not None:
                 continue
+            if self.rec is not None:
+                self.rec.append((OP_FINISH, completion))
             self.status = DONE
             self.output = self.machine_output(event, completion)
 
@@ -399,7 +521,8 @@ class Step:
         self.mutated = False
         filtered = self.remove_conflicting_transitions(transitions)
         for t in filtered:
-            self.recent.append(t.source)
+            if self.recent is not None:
+                self.recent.append(t.source)
         # The domain is decided once, before exit states record history. XState computes
         # it again afterwards, which for an unrecorded history state of a parallel state
         # targeted from inside it leaves the parallel state out of the configuration
@@ -413,17 +536,18 @@ class Step:
         if self.status == DONE:
             for state in sorted(self.nodes, key=_order, reverse=True):
                 self.run_actions(state.exit, event, state)
-        if self.on_microstep is not None:
-            self.on_microstep(
-                {
-                    "event": event,
-                    "transitions": [
-                        {"source": t.source.id, "event": t.event, "targets": [n.id for n in t.targets or ()]}
-                        for t in filtered
-                    ],
-                    "configuration": [n.id for n in self.nodes],
-                }
-            )
+        if self.on_microstep is not None or self.rec is not None:
+            info = {
+                "transitions": [
+                    {"source": t.source.id, "event": t.event, "targets": [n.id for n in t.targets or ()]}
+                    for t in filtered
+                ],
+                "configuration": [n.id for n in self.nodes],
+            }
+            if self.rec is not None:
+                self.rec.append((OP_MICRO, info))
+            if self.on_microstep is not None:
+                self.on_microstep({"event": event, **info})
         if self.history is before_history and set(self.nodes) == set(before_nodes):
             # XState keeps the previous snapshot's configuration (and its order) when the
             # set of active states and the history are unchanged.
@@ -438,6 +562,8 @@ class Step:
         if event["type"] != events.INIT:
             transitions = self.select_transitions(event)
             if event["type"].startswith(events.ERROR_ACTOR_PREFIX) and not transitions:
+                if self.rec is not None:
+                    self.rec.append((OP_ERROR,))
                 self.status = ERROR
                 self.error = event.get("error")
                 self.stop_all_children(event)
@@ -450,7 +576,7 @@ class Step:
         while self.status == ACTIVE:
             iterations += 1
             if iterations > bound:
-                ids = list(dict.fromkeys(n.id for n in self.recent))
+                ids = list(dict.fromkeys(n.id for n in self.recent or ()))
                 raise InfiniteLoopError(bound, ids, event["type"])
             enabled = self.select_eventless_transitions(current) if select_eventless else []
             had_eventless = bool(enabled)
@@ -458,6 +584,8 @@ class Step:
                 if not self.queue:
                     break
                 current = self.queue.popleft()
+                if self.rec is not None:
+                    self.rec.append((OP_POP, current["type"]))
                 enabled = self.select_transitions(current)
             changed = self.microstep(enabled, current)
             select_eventless = changed if had_eventless else True
@@ -466,8 +594,16 @@ class Step:
 
     # -- actions -----------------------------------------------------------------------
 
-    def run_actions(self, refs: Iterable[ActionRef], event: Mapping[str, Any], state: StateNode) -> None:
+    def run_actions(self, refs: tuple[ActionRef, ...], event: Mapping[str, Any], state: StateNode) -> None:
+        if self.rec is not None and refs:
+            self.rec.append((OP_ACTIONS, refs, state))
+        plain = self.impl.plain
         for ref in refs:
+            if ref.name in plain:  # the common case: a custom action becomes an effect
+                self.effects.append(
+                    Effect(ref.name, ref.params, self.context, event, False, self.impl.actions[ref.name])
+                )
+                continue
             impl = self.impl.actions.get(ref.name)
             try:
                 if impl is None and ref.builtin is not None:
@@ -519,7 +655,11 @@ class Step:
         ms = self.resolve_delay(delay)
         event = events.normalize(event)
         if ms is None:
-            # XState: a delay that does not resolve to a number raises immediately.
+            # XState: a delay that does not resolve to a number raises immediately. That
+            # changes the step's structure, so such a step is not replayed from a plan.
+            if self.replaying:
+                raise PlanMismatch("a delay did not resolve to a number")
+            self.cacheable = False
             if to is None:
                 self.queue.append(event)
             else:
@@ -548,17 +688,20 @@ class Step:
         return float(delay)
 
     def cancel(self, send_id: str) -> None:
-        before = len(self.timers)
+        if not any(t.id == send_id for t in self.timers):
+            return
         self.timers = [t for t in self.timers if t.id != send_id]
-        if len(self.timers) != before:
-            self.effects.append(Effect("xstate.cancel", {"id": send_id}, self.context, self.event, True))
+        self.effects.append(Effect("xstate.cancel", {"id": send_id}, self.context, self.event, True))
 
     def effect(self, type_: str, params: dict[str, Any]) -> None:
         self.effects.append(Effect(type_, params, self.context, self.event, True))
 
-    def stop_child(self, child_id: str) -> None:
+    def stop_child(self, child_id: str, event: Mapping[str, Any] | None = None) -> None:
+        if event is not None:
+            self.event = event
         self.mutated = True
-        if self.children.pop(child_id, None) is not None:
+        if child_id in self.children:
+            self.children = {k: v for k, v in self.children.items() if k != child_id}
             self.effects.append(Effect("xstate.stopChild", {"id": child_id}, self.context, self.event, True))
 
     def spawn(self, inv: InvokeDef, event: Mapping[str, Any]) -> None:
@@ -567,28 +710,32 @@ class Step:
             value = inv.input_fn({"context": self.context, "event": event}) if inv.input_fn else inv.input
         except ExpressionError as exc:
             raise StepError(f"invoke {inv.id!r} input ({inv.path}): {exc}", cause=exc) from exc
-        self.children[inv.id] = {"src": inv.src, "input": value}
+        self.children = {**self.children, inv.id: {"src": inv.src, "input": value}}
         self.effects.append(
             Effect("xstate.spawnChild", {"id": inv.id, "src": inv.src, "input": value}, self.context, event, True)
         )
 
     def stop_all_children(self, event: Mapping[str, Any]) -> None:
+        if self.rec is not None:
+            self.rec.append((OP_STOP_ALL,))
         self.event = event
         for child_id in list(self.children):
             self.stop_child(child_id)
 
     # -- result ------------------------------------------------------------------------
 
-    def snapshot(self, machine: Any) -> Snapshot:
-        return Snapshot(
+    def snapshot(self, machine: Any, config: Configuration | None = None) -> Snapshot:
+        if config is None:
+            config = intern_configuration(self.model, tuple(self.nodes))
+        return Snapshot.make(
             machine,
-            tuple(self.nodes),
+            config,
             self.context,
             self.status,
             self.output,
             self.error,
             self.history,
-            tuple(self.timers),
+            self.timers if type(self.timers) is tuple else tuple(self.timers),
             self.children,
             self.timer_seq,
         )
@@ -641,10 +788,13 @@ def initial_step(
     now: float,
     input_: Any = None,
     on_microstep: Callable[[dict[str, Any]], None] | None = None,
+    record: bool = False,
 ) -> Step:
     step = Step(model, impl, None, now)
     step.context = context
     step.on_microstep = on_microstep
+    if record:
+        step.rec = []
     event: dict[str, Any] = {"type": events.INIT}
     if input_ is not None:
         event["input"] = input_

@@ -10,8 +10,9 @@ resumed instance needs.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from fsm.errors import SnapshotError
 from fsm.model.nodes import COMPOUND, Model, StateNode
@@ -47,14 +48,14 @@ class Timer:
         return data
 
 
-@dataclass(frozen=True, slots=True)
-class Effect:
+class Effect(NamedTuple):
     """Something for the runtime to do after a step, in order.
 
     Custom actions have their own name as ``type`` and receive ``(context, event,
     params)`` with the context as it was at that point of the step. Built-in effects
     have XState's ``xstate.*`` types (``xstate.log``, ``xstate.emit``, ``xstate.sendTo``,
     ``xstate.spawnChild``, ``xstate.stopChild``, ``xstate.schedule``, ``xstate.cancel``).
+    A tuple, because steps create many of them.
     """
 
     type: str
@@ -62,7 +63,7 @@ class Effect:
     context: Mapping[str, Any]
     event: Mapping[str, Any]
     builtin: bool = False
-    fn: Any = field(default=None, compare=False, repr=False)
+    fn: Any = None
     # Where ``fn`` sits when the implementation is a list of actions, so a runtime can
     # find it again by name after a restart (the outbox stores name + path).
     impl_path: tuple[int, ...] = ()
@@ -119,28 +120,68 @@ def matches_state(parent_value: Any, child_value: Any) -> bool:
     return all(k in child_value and matches_state(v, child_value[k]) for k, v in parent_value.items())
 
 
-class Snapshot:
-    """The state of one machine instance at rest, between two events."""
+class Configuration:
+    """A set of active states in XState's order, interned per model.
 
-    __slots__ = (
-        "_node_set",
-        "_value",
-        "children",
-        "context",
-        "error",
-        "history",
-        "machine",
-        "nodes",
-        "output",
-        "timer_seq",
-        "status",
-        "timers",
-    )
+    Every snapshot with the same active states (in the same order) shares one
+    Configuration, so what depends only on the states (the state value, the set for
+    membership tests, the tags) is computed once, and a configuration can key caches.
+    """
 
-    def __init__(
-        self,
+    __slots__ = ("__weakref__", "_tags", "_value", "key", "node_set", "nodes", "root")
+
+    def __init__(self, root: StateNode, nodes: tuple[StateNode, ...]) -> None:
+        self.root = root
+        self.nodes = nodes
+        self.key = tuple(n.order for n in nodes)
+        self.node_set = frozenset(nodes)
+        self._value: Any = None
+        self._tags: frozenset[str] | None = None
+
+    @property
+    def value(self) -> Any:
+        if self._value is None:
+            self._value = state_value(self.root, self.nodes)
+        return self._value
+
+    @property
+    def tags(self) -> frozenset[str]:
+        if self._tags is None:
+            self._tags = frozenset(t for n in self.nodes for t in n.tags)
+        return self._tags
+
+    def __repr__(self) -> str:
+        return f"<Configuration {self.value!r}>"
+
+
+def intern_configuration(model: Model, nodes: tuple[StateNode, ...]) -> Configuration:
+    """The shared Configuration for these active states (created on first use)."""
+    key = tuple(n.order for n in nodes)
+    table = model.configurations
+    found: Configuration | None = table.get(key)
+    if found is None:
+        found = Configuration(model.root, nodes)
+        if len(table) < 100_000:
+            table[key] = found
+    return found
+
+
+_new_tuple = tuple.__new__
+
+
+class Snapshot(tuple):
+    """The state of one machine instance at rest, between two events.
+
+    An immutable value (a tuple underneath, so it is cheap to create and cannot be
+    changed in place); :meth:`replace` makes a changed copy.
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
         machine: Any,
-        nodes: tuple[StateNode, ...],
+        nodes: tuple[StateNode, ...] | Configuration,
         context: dict[str, Any],
         status: str = ACTIVE,
         output: Any = None,
@@ -149,54 +190,70 @@ class Snapshot:
         timers: tuple[Timer, ...] = (),
         children: Mapping[str, Mapping[str, Any]] | None = None,
         timer_seq: int = 0,
-    ) -> None:
-        self.machine = machine
-        self.nodes = nodes
-        self.context = context
-        self.status = status
-        self.output = output
-        self.error = error
-        self.history: Mapping[str, tuple[StateNode, ...]] = history or {}
-        self.timers = timers
-        # Running invocations: id -> {"src": service name, "input": resolved input}, so a
-        # resumed instance restarts them with the same input.
-        self.children: Mapping[str, Mapping[str, Any]] = children or {}
-        self.timer_seq = timer_seq  # numbers timers in arming order (and unnamed timer ids)
-        self._value: Any = None
-        self._node_set: frozenset[StateNode] | None = None
+    ) -> Snapshot:
+        config = nodes if isinstance(nodes, Configuration) else intern_configuration(machine.model, tuple(nodes))
+        return _new_tuple(
+            cls, (machine, config, context, status, output, error, history or {}, timers, children or {}, timer_seq)
+        )
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in ("_value", "_node_set") or not hasattr(self, "_node_set"):
-            object.__setattr__(self, name, value)
-        else:
-            raise AttributeError(f"Snapshot is immutable; use .replace({name}=...) for a changed copy")
+    @classmethod
+    def make(
+        cls,
+        machine: Any,
+        config: Configuration,
+        context: dict[str, Any],
+        status: str,
+        output: Any,
+        error: Any,
+        history: Mapping[str, tuple[StateNode, ...]],
+        timers: tuple[Timer, ...],
+        children: Mapping[str, Mapping[str, Any]],
+        timer_seq: int,
+    ) -> Snapshot:
+        """The step's constructor: every field given, the configuration interned."""
+        return _new_tuple(cls, (machine, config, context, status, output, error, history, timers, children, timer_seq))
 
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError("Snapshot is immutable")
+    machine: Any = property(itemgetter(0))
+    config: Configuration = property(itemgetter(1))  # type: ignore[assignment]
+    context: dict[str, Any] = property(itemgetter(2))  # type: ignore[assignment]
+    status: str = property(itemgetter(3))  # type: ignore[assignment]
+    output: Any = property(itemgetter(4))
+    error: Any = property(itemgetter(5))
+    history: Mapping[str, tuple[StateNode, ...]] = property(itemgetter(6))  # type: ignore[assignment]
+    timers: tuple[Timer, ...] = property(itemgetter(7))  # type: ignore[assignment]
+    # Running invocations: id -> {"src": service name, "input": resolved input}, so a
+    # resumed instance restarts them with the same input.
+    children: Mapping[str, Mapping[str, Any]] = property(itemgetter(8))  # type: ignore[assignment]
+    # Numbers timers in arming order (and names timers that have no id).
+    timer_seq: int = property(itemgetter(9))  # type: ignore[assignment]
+
+    FIELDS = ("machine", "nodes", "context", "status", "output", "error", "history", "timers", "children", "timer_seq")
 
     def replace(self, **changes: Any) -> Snapshot:
         """A copy with some fields changed (snapshots are values, never mutated)."""
-        fields = {name: getattr(self, name) for name in Snapshot.__slots__ if not name.startswith("_")}
+        fields = {name: getattr(self, name) for name in Snapshot.FIELDS}
+        fields["nodes"] = self.config
         fields.update(changes)
         return Snapshot(**fields)
 
     @property
+    def nodes(self) -> tuple[StateNode, ...]:
+        """The active states, in configuration order."""
+        return self[1].nodes
+
+    @property
     def model(self) -> Model:
-        model: Model = self.machine.model
+        model: Model = self[0].model
         return model
 
     @property
     def value(self) -> Any:
         """The state value: ``"idle"``, ``{"a": {"b": "c"}}``, or a dict of regions."""
-        if self._value is None:
-            self._value = state_value(self.model.root, self.nodes)
-        return self._value
+        return self[1].value
 
     @property
     def node_set(self) -> frozenset[StateNode]:
-        if self._node_set is None:
-            self._node_set = frozenset(self.nodes)
-        return self._node_set
+        return self[1].node_set
 
     @property
     def state_ids(self) -> list[str]:
@@ -205,14 +262,14 @@ class Snapshot:
 
     @property
     def tags(self) -> set[str]:
-        return {t for n in self.nodes for t in n.tags}
+        return set(self[1].tags)
 
     def matches(self, value: Any) -> bool:
         """``snapshot.matches("checkout.paid")`` or ``matches({"checkout": "paid"})``."""
         return matches_state(value, self.value)
 
     def has_tag(self, tag: str) -> bool:
-        return any(tag in n.tags for n in self.nodes)
+        return tag in self[1].tags
 
     def in_state(self, state_id: str) -> bool:
         """Is the state with this id (``"#id"`` or ``"id"``) active?"""
@@ -266,11 +323,22 @@ class Snapshot:
             return NotImplemented
         return self.model is other.model and self.to_dict() == other.to_dict()
 
+    def __ne__(self, other: object) -> bool:
+        result = self.__eq__(other)
+        return result if result is NotImplemented else not result
+
     def __hash__(self) -> int:
-        return hash(tuple(n.id for n in self.nodes))
+        return hash(self[1].key)
 
     def __repr__(self) -> str:
         return f"<Snapshot {self.status} value={self.value!r} context={self.context!r}>"
+
+    def __reduce__(self) -> Any:
+        return (_rebuild, (self.machine, self.config.nodes, *tuple.__getitem__(self, slice(2, None))))
+
+
+def _rebuild(*args: Any) -> Snapshot:
+    return Snapshot(*args)
 
 
 def _error_to_json(error: Any) -> Any:

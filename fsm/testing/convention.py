@@ -140,11 +140,17 @@ def run_case(case: Mapping[str, Any]) -> dict[str, Any]:
         return {"id": case.get("id"), "fatal": str(exc)}
 
 
-def iter_trace(case: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-    bound = case.get("maxIterations")
-    machine = Machine.from_dict(case["machine"], max_microsteps=bound)
+def prepare(case: Mapping[str, Any]) -> tuple[Machine, Recorder]:
+    """The case's machine with the convention's implementations, and their recorder."""
+    machine = Machine.from_dict(case["machine"], max_microsteps=case.get("maxIterations"))
     recorder = Recorder()
-    machine = provide(machine, recorder)
+    return provide(machine, recorder), recorder
+
+
+def iter_trace(case: Mapping[str, Any], prepared: tuple[Machine, Recorder] | None = None) -> Iterator[dict[str, Any]]:
+    """The trace of a case. ``prepared`` reuses a machine (and its recorded steps)."""
+    machine, recorder = prepared or prepare(case)
+    recorder.take()
     clock = VirtualClock()
     errors: list[BaseException] = []
     from fsm.runtime.actor import Actor
@@ -165,4 +171,14 @@ def iter_trace(case: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
         yield _entry(actor.snapshot, recorder, errors[-1] if errors else None)
 
 
-__all__ = ["GUARDS", "Recorder", "StepError", "action_names", "iter_trace", "js_strict_equal", "provide", "run_case"]
+__all__ = [
+    "GUARDS",
+    "Recorder",
+    "StepError",
+    "action_names",
+    "iter_trace",
+    "js_strict_equal",
+    "prepare",
+    "provide",
+    "run_case",
+]

@@ -1,0 +1,174 @@
+"""Recorded macrosteps: the fast path of the step function.
+
+Most of the work of a step is structural: which transitions are selected, which states
+are exited and entered, in which order actions run. For a given configuration, event
+type (and history memory) that structure depends only on the outcomes of the guards
+evaluated along the way and on the types of the internal events the step raises. So the
+slow path (the full SCXML algorithm in :mod:`fsm.semantics.algorithm`) records what it
+did as a list of operations, and later steps replay them:
+
+- structural work is skipped entirely;
+- guards are evaluated again (against the current context and event) and so are actions
+  (assignments, built-ins, effects) — everything that reads data;
+- the recording is a trie: a guard (or an internal event's type) is a branch point, so
+  each outcome combination is recorded once and replaying never evaluates a guard twice.
+
+A replay that reaches an outcome not recorded yet, or anything unexpected, gives up and
+the slow path runs from the untouched input snapshot (and records the new branch). The
+conformance and property tests run with plans on, and a test compares every replayed
+step with the slow path.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from fsm.semantics import events
+
+if TYPE_CHECKING:
+    from fsm.semantics.algorithm import Step
+    from fsm.semantics.snapshot import Configuration
+
+# Operation codes. Each recorded operation is a tuple starting with its code.
+OP_GUARD = 0  # (OP_GUARD, guard, outcome, ...)        branch point on the guard's result
+OP_ACTIONS = 1  # (OP_ACTIONS, refs, state)
+OP_STOP = 2  # (OP_STOP, child_id)
+OP_STOP_ALL = 3  # (OP_STOP_ALL,)
+OP_SPAWN = 4  # (OP_SPAWN, invoke_def)
+OP_HISTORY = 5  # (OP_HISTORY, {history id: remembered states})
+OP_DONE = 6  # (OP_DONE, final state, parent id)        raise xstate.done.state with output
+OP_DONE_PARALLEL = 7  # (OP_DONE_PARALLEL, parallel id)
+OP_FINISH = 8  # (OP_FINISH, completion state)           the machine reached a top-level final
+OP_ERROR = 9  # (OP_ERROR,)                              unhandled xstate.error.actor event
+OP_POP = 10  # (OP_POP, event type)                      branch point on the event's type
+OP_MICRO = 11  # (OP_MICRO, microstep description)      for inspection hooks
+
+BRANCHES = (OP_GUARD, OP_POP)
+MAX_NODES = 4096  # per machine; past this, new paths are not recorded
+#: Switch recording off (every step takes the slow path): for tests that compare both.
+ENABLED = True
+
+
+class End:
+    __slots__ = ("config", "microsteps")
+
+    def __init__(self, config: Configuration, microsteps: int) -> None:
+        self.config = config
+        self.microsteps = microsteps
+
+
+class Node:
+    """Straight-line operations, then either a branch on a guard / event type, or the end."""
+
+    __slots__ = ("branch", "branches", "end", "ops", "static")
+
+    def __init__(self, ops: tuple[tuple[Any, ...], ...]) -> None:
+        self.ops = ops
+        self.branch: tuple[Any, ...] | None = None
+        self.branches: dict[Any, Node] = {}
+        self.end: End | None = None
+        # Only the configuration changes (no guard, no action, no event raised): the
+        # step is a lookup, and needs no working state at all.
+        self.static = False
+
+
+class PlanCache:
+    """Recorded macrosteps of one machine (its implementations included), by
+    (configuration, event type, history memory)."""
+
+    def __init__(self) -> None:
+        self.roots: dict[Any, Node] = {}
+        self.size = 0
+        self._lock = threading.Lock()
+
+    @property
+    def full(self) -> bool:
+        return self.size >= MAX_NODES or not ENABLED
+
+    def lookup(self, key: Any) -> Node | None:
+        return self.roots.get(key)
+
+    def insert(self, key: Any, ops: list[tuple[Any, ...]], end: End) -> None:
+        """Add a recorded path. Paths with the same key agree up to their first
+        differing branch outcome (the algorithm is deterministic), so the prefix is
+        shared."""
+        with self._lock:
+            if self.full:
+                return
+            cuts = [i for i, op in enumerate(ops) if op[0] in BRANCHES]
+            node = self.roots.get(key)
+            if node is None:
+                node = self._new(ops, 0, cuts[0] if cuts else len(ops))
+                self.roots[key] = node
+            for cut in cuts:
+                op = ops[cut]
+                outcome = op[2] if op[0] == OP_GUARD else op[1]
+                node.branch = op
+                child = node.branches.get(outcome)
+                nxt = next((c for c in cuts if c > cut), len(ops))
+                if child is None:
+                    child = self._new(ops, cut + 1, nxt)
+                    node.branches[outcome] = child
+                node = child
+            node.end = end
+            root = self.roots[key]
+            root.static = root.end is not None and all(op[0] == OP_MICRO for op in root.ops)
+
+    def _new(self, ops: list[tuple[Any, ...]], start: int, stop: int) -> Node:
+        self.size += 1
+        return Node(tuple(ops[start:stop]))
+
+
+def replay(step: Step, root: Node, event: Mapping[str, Any]) -> End | None:
+    """Run a recorded macrostep on ``step``; None when the recording does not cover
+    this case (the caller then runs the slow path on a fresh step)."""
+    node: Node | None = root
+    current = event
+    while node is not None:
+        for op in node.ops:
+            code = op[0]
+            if code == OP_ACTIONS:
+                step.run_actions(op[1], current, op[2])
+            elif code == OP_MICRO:
+                if step.on_microstep is not None:
+                    step.on_microstep({"event": current, **op[1]})
+            elif code == OP_STOP:
+                step.stop_child(op[1], current)
+            elif code == OP_SPAWN:
+                step.spawn(op[1], current)
+            elif code == OP_HISTORY:
+                history = dict(step.history)
+                history.update(op[1])
+                step.history = history
+            elif code == OP_DONE:
+                state = op[1]
+                output = step.resolve_output(state, current) if state.output is not None else None
+                step.queue.append(events.done_state(op[2], output))
+            elif code == OP_DONE_PARALLEL:
+                step.queue.append(events.done_state(op[1]))
+            elif code == OP_FINISH:
+                step.status = "done"
+                step.output = step.machine_output(current, op[1])
+            elif code == OP_STOP_ALL:
+                step.stop_all_children(current)
+            elif code == OP_ERROR:
+                step.status = "error"
+                step.error = current.get("error")
+            else:  # pragma: no cover - every code is handled above
+                return None
+        if node.end is not None:
+            return node.end if not step.queue else None
+        branch = node.branch
+        if branch is None:
+            return None
+        if branch[0] == OP_GUARD:
+            outcome: Any = step.evaluate(branch[1], current)
+        else:
+            if not step.queue:
+                return None
+            current = step.queue.popleft()
+            outcome = current["type"]
+        node = node.branches.get(outcome)
+    return None
