@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from fsm.errors import FsmError, SnapshotError, StepError
 from fsm.runtime.actor import Actor, EffectInfo, _finish
-from fsm.runtime.clock import Clock, VirtualClock
+from fsm.runtime.clock import Clock, RealClock, VirtualClock
 from fsm.semantics import events
 from fsm.semantics.snapshot import Effect, Snapshot, Timer
 from fsm.store.base import (
@@ -79,14 +79,12 @@ class DurableActor(Actor):
         instance_id: str,
         *,
         version: int = -1,
-        upgrade: bool = False,
         **options: Any,
     ) -> None:
         super().__init__(machine, id=instance_id, **options)
         self.store = store
         self.instance_id = instance_id
         self._version = version
-        self._upgrade = upgrade
         self._detached = False
 
     # -- public ------------------------------------------------------------------------
@@ -100,6 +98,8 @@ class DurableActor(Actor):
         """Send an event, optionally with an id: an id already applied to this instance
         is ignored (duplicate delivery is harmless). CloudEvents envelopes bring their
         own ``id``."""
+        if self._detached:
+            raise FsmError(f"the actor for {self.instance_id!r} was stopped; resume the instance to send to it")
         if event_id is None and isinstance(event, Mapping) and "specversion" in event and "id" in event:
             event_id = str(event["id"])
         ev = events.normalize(event, payload)
@@ -177,6 +177,7 @@ class DurableActor(Actor):
         )
         self._version = 0
         self._run_outbox()
+        self._run_logs(effects)
         self._commit(snapshot, effects, event)
 
     def _now_of(self, snapshot: Snapshot) -> float:
@@ -205,6 +206,18 @@ class DurableActor(Actor):
                 (snapshot, effects), failed = result, None
             if timer is not None and snapshot is before:
                 return  # a stale timer: nothing to record
+            try:
+                stored = _strict_json(snapshot)
+            except (TypeError, ValueError) as exc:
+                # Storing a lossy copy would make the stored instance differ from the
+                # live one; the step is refused instead.
+                failed = StepError(
+                    f"the step would make the context of {self.instance_id!r} unstorable (not JSON): {exc}",
+                    event_type=event["type"],
+                    cause=exc,
+                )
+                snapshot, effects = self.machine.error_snapshot(before, failed), []
+                stored = _strict_json(snapshot)
             record = JournalRecord(
                 self._version + 1,
                 dict(event),
@@ -215,15 +228,13 @@ class DurableActor(Actor):
                 snapshot.status,
                 _effects_json(effects),
             )
-            upgrade = (self.machine.version, self.machine.definition) if self._upgrade else None
             try:
                 self.store.commit(
                     self.instance_id,
                     self._version,
                     record,
-                    _jsonable(snapshot.to_dict()),
+                    stored,
                     [_serialise_effect(e) for e in effects if not e.builtin],
-                    machine=upgrade,
                 )
             except ConflictError:
                 self._reload()
@@ -231,7 +242,6 @@ class DurableActor(Actor):
             except DuplicateEvent:
                 return
             self._version = record.seq
-            self._upgrade = False
             if failed is not None:
                 self._run_partial(failed.effects)
                 self._fail(before, failed)
@@ -239,6 +249,7 @@ class DurableActor(Actor):
             # Custom actions run before the new snapshot is announced, as in XState
             # (they run as the step proceeds there); the outbox makes them durable.
             self._run_outbox()
+            self._run_logs(effects)
             self._commit(snapshot, effects, event)
             return
         raise FsmError(f"instance {self.instance_id!r}: gave up after {MAX_CONFLICT_RETRIES} conflicting writers")
@@ -259,15 +270,23 @@ class DurableActor(Actor):
             try:
                 _finish(self._call(effect, info))
             except Exception as exc:
-                self.store.fail_effect(item, f"{type(exc).__name__}: {exc}")
-                log.warning("effect %s (%s) of %s failed: %s", item.key, effect.type, self.instance_id, exc)
+                dead = self.store.fail_effect(item, f"{type(exc).__name__}: {exc}")
+                state = "given up" if dead else "will be retried"
+                log.warning("effect %s (%s) of %s failed (%s): %s", item.key, effect.type, self.instance_id, state, exc)
                 self._report_error(
-                    StepError(f"action {effect.type!r} ({item.key}) raised: {exc}", event_type=None, cause=exc)
+                    StepError(f"action {effect.type!r} ({item.key}) raised, {state}: {exc}", event_type=None, cause=exc)
                 )
                 continue
             self.store.complete_effect(item)
             done += 1
         return done
+
+    def _run_logs(self, effects: list[Effect]) -> None:
+        """``log`` is not an outbox effect (losing a log line in a crash is acceptable),
+        but it runs with the step's other immediate effects."""
+        for effect in effects:
+            if effect.builtin and effect.type == "xstate.log":
+                self._call(effect)
 
     def _rebuild(self, item: OutboxItem) -> Effect:
         data = item.effect
@@ -279,6 +298,11 @@ class DurableActor(Actor):
 
     def _apply(self, before: Snapshot | None, snapshot: Snapshot, effects: list[Effect], event: dict[str, Any]) -> None:
         raise AssertionError("durable actors commit through _step")  # pragma: no cover
+
+
+def _strict_json(snapshot: Snapshot) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(json.dumps(snapshot.to_dict()))
+    return data
 
 
 def _effects_json(effects: list[Effect]) -> list[dict[str, Any]]:
@@ -325,9 +349,27 @@ def resume_durable(
         snapshot = machine.snapshot_from_dict(data)
     except SnapshotError as exc:
         raise SnapshotError(f"instance {instance_id!r} cannot be resumed with this definition: {exc}") from None
-    actor = DurableActor(
-        machine, store, instance_id, snapshot=snapshot, version=stored.version, upgrade=upgrade, clock=clock, **options
-    )
+    version = stored.version
+    if upgrade:
+        # Record the change at once (not at the next step), as a journal record that
+        # carries the migrated snapshot: a replay restarts from it with the new machine.
+        now = (clock or RealClock()).now()
+        record = JournalRecord(
+            version + 1,
+            {"type": "fsm.upgrade", "from": stored.machine_version, "to": machine.version},
+            None,
+            None,
+            now,
+            snapshot.value,
+            snapshot.status,
+            [],
+            extra={"snapshot": _strict_json(snapshot)},
+        )
+        store.commit(
+            instance_id, version, record, _strict_json(snapshot), [], machine=(machine.version, machine.definition)
+        )
+        version = record.seq
+    actor = DurableActor(machine, store, instance_id, snapshot=snapshot, version=version, clock=clock, **options)
     return actor.start()
 
 
@@ -357,11 +399,20 @@ def replay(machine: Machine, store: SQLStore, instance_id: str) -> ReplayReport:
         return ReplayReport(
             instance_id, len(history), False, {}, stored.snapshot, 0, "the journal has no initial record"
         )
-    first = history[0]
-    snapshot, _ = _replay_machine(machine, first).initial_transition(
-        first.extra.get("context"), input=first.extra.get("input"), now=first.now
-    )
-    for record in history[1:]:
+    upgrades = [i for i, r in enumerate(history) if r.event.get("type") == "fsm.upgrade"]
+    if upgrades:
+        # Steps before the last definition change ran another machine: replay from the
+        # migrated snapshot the change recorded.
+        start = upgrades[-1]
+        snapshot = machine.snapshot_from_dict(history[start].extra["snapshot"])
+        rest = history[start + 1 :]
+    else:
+        first = history[0]
+        snapshot, _ = _replay_machine(machine, first).initial_transition(
+            first.extra.get("context"), input=first.extra.get("input"), now=first.now
+        )
+        rest = history[1:]
+    for record in rest:
         timer = None
         if record.timer is not None:
             timer = next(

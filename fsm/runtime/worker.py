@@ -1,4 +1,4 @@
-"""Workers: fire the due timers of persisted instances.
+"""Workers: fire the due timers of persisted instances, and finish their pending effects.
 
 A durable instance's timers live in its stored snapshot. While a process holds the
 instance live, its own clock fires them; when no process does (it crashed, or the
@@ -60,6 +60,7 @@ class Worker:
         executor: Any = None,
         allow_version_change: bool = False,
         on_instance: Callable[[str, Any], None] | None = None,
+        effects_after_s: float = 30.0,
     ) -> None:
         self.store = store
         self.lookup = machine_source(machines)
@@ -70,6 +71,9 @@ class Worker:
         self.executor = executor
         self.allow_version_change = allow_version_change
         self.on_instance = on_instance
+        # An effect still pending this long after its step committed was left behind (a
+        # crash, or it failed): the worker resumes the instance, which runs it again.
+        self.effects_after_s = effects_after_s
         self._stop = threading.Event()
 
     def run_once(self) -> int:
@@ -77,7 +81,7 @@ class Worker:
         instances were stepped."""
         now = self.clock.now()
         stepped = 0
-        for instance_id in self.store.claim_due(self.owner, now, self.lease_ms, self.batch):
+        for instance_id in self.store.claim_due(self.owner, now, self.lease_ms, self.batch, self.effects_after_s):
             try:
                 self._process(instance_id, now)
                 stepped += 1

@@ -176,7 +176,14 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (instance_id, seq, idx))""",
         "CREATE INDEX fsm_outbox_pending ON fsm_outbox (instance_id, seq, idx) WHERE done = 0",
     ],
+    [
+        # When an effect was recorded: workers retry effects left pending for a while.
+        "ALTER TABLE fsm_outbox ADD COLUMN created_at {REAL}",
+    ],
 ]
+
+#: An effect that failed this many times is given up (``done = 2``) and reported.
+MAX_EFFECT_ATTEMPTS = 25
 
 
 class SQLStore:
@@ -297,10 +304,12 @@ class SQLStore:
                     ),
                 )
                 self._append(cur, instance_id, record, outbox, now)
+        except StoreError:
+            raise
         except Exception as exc:
             if self._is_unique_violation(exc):
                 raise InstanceExists(instance_id) from None
-            raise
+            raise StoreError(f"database error creating {instance_id!r}: {exc}") from exc
         return record.seq
 
     def commit(
@@ -363,7 +372,7 @@ class SQLStore:
             if self._is_unique_violation(exc):
                 # a concurrent writer appended the same seq or event id first
                 raise ConflictError(instance_id, expected_version, None) from None
-            raise
+            raise StoreError(f"database error committing to {instance_id!r}: {exc}") from exc
         return record.seq
 
     def _append(
@@ -390,8 +399,8 @@ class SQLStore:
         )
         for index, effect in enumerate(outbox):
             cur.execute(
-                self._q("INSERT INTO fsm_outbox (instance_id, seq, idx, effect) VALUES (?, ?, ?, ?)"),
-                (instance_id, record.seq, index, _dumps(effect)),
+                self._q("INSERT INTO fsm_outbox (instance_id, seq, idx, effect, created_at) VALUES (?, ?, ?, ?, ?)"),
+                (instance_id, record.seq, index, _dumps(effect), now),
             )
 
     def complete_effect(self, item: OutboxItem) -> None:
@@ -404,15 +413,19 @@ class SQLStore:
                 (item.instance_id, item.seq, item.index),
             )
 
-    def fail_effect(self, item: OutboxItem, error: str) -> None:
+    def fail_effect(self, item: OutboxItem, error: str) -> bool:
+        """Count a failed run. Returns True when the effect is given up (after
+        MAX_EFFECT_ATTEMPTS runs it is marked dead, ``done = 2``, and no longer retried)."""
+        dead = item.attempts + 1 >= MAX_EFFECT_ATTEMPTS
         with self._write() as cur:
             cur.execute(
                 self._q(
-                    "UPDATE fsm_outbox SET attempts = attempts + 1, last_error = ?"
+                    "UPDATE fsm_outbox SET attempts = attempts + 1, last_error = ?, done = ?"
                     " WHERE instance_id = ? AND seq = ? AND idx = ?"
                 ),
-                (error, item.instance_id, item.seq, item.index),
+                (error, 2 if dead else 0, item.instance_id, item.seq, item.index),
             )
+        return dead
 
     def delete(self, instance_id: str) -> None:
         """Remove an instance, its journal and its outbox."""
@@ -535,10 +548,21 @@ class SQLStore:
 
     # -- workers -----------------------------------------------------------------------
 
-    def claim_due(self, owner: str, now: float, lease_ms: float, limit: int = 100) -> list[str]:
-        """Lease up to ``limit`` active instances whose earliest timer is due at ``now``
-        (wall-clock ms) and that no live lease holds. A lease expires after
-        ``lease_ms``, so a crashed worker's instances are picked up again."""
+    #: Instances a worker should take: a timer is due, or an effect has been pending
+    #: (recorded more than the given seconds ago) — a crash left it unfinished.
+    CLAIMABLE = (
+        "((next_due IS NOT NULL AND next_due <= ? AND status = 'active') OR EXISTS ("
+        " SELECT 1 FROM fsm_outbox o WHERE o.instance_id = fsm_instances.id AND o.done = 0 AND o.created_at < ?))"
+        " AND (lease_until IS NULL OR lease_until < ?)"
+    )
+
+    def claim_due(
+        self, owner: str, now: float, lease_ms: float, limit: int = 100, effects_after_s: float = 30.0
+    ) -> list[str]:
+        """Lease up to ``limit`` instances whose earliest timer is due at ``now``
+        (wall-clock ms), or with an effect pending for more than ``effects_after_s``,
+        and that no live lease holds. A lease expires after ``lease_ms``, so a crashed
+        worker's instances are picked up again."""
         raise NotImplementedError
 
     def release(self, instance_id: str, owner: str) -> None:

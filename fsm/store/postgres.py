@@ -55,8 +55,11 @@ class PostgresStore(SQLStore):
     @contextmanager
     def _read(self) -> Iterator[Any]:
         conn = self._connection()
-        with conn.transaction(), conn.cursor() as cur:
-            yield cur
+        try:
+            with conn.transaction(), conn.cursor() as cur:
+                yield cur
+        except self._psycopg.Error as exc:
+            raise StoreError(f"database error: {exc}") from exc
 
     def _migrate(self) -> None:
         with self._write() as cur:
@@ -66,14 +69,16 @@ class PostgresStore(SQLStore):
     def _is_unique_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, self._psycopg.errors.UniqueViolation)
 
-    def claim_due(self, owner: str, now: float, lease_ms: float, limit: int = 100) -> list[str]:
+    def claim_due(
+        self, owner: str, now: float, lease_ms: float, limit: int = 100, effects_after_s: float = 30.0
+    ) -> list[str]:
+        claimable = self.CLAIMABLE.replace("?", "%s")
         with self._write() as cur:
             cur.execute(
                 "UPDATE fsm_instances SET lease_owner = %s, lease_until = %s WHERE id IN ("
-                " SELECT id FROM fsm_instances WHERE next_due IS NOT NULL AND next_due <= %s AND status = 'active'"
-                " AND (lease_until IS NULL OR lease_until < %s) ORDER BY next_due LIMIT %s FOR UPDATE SKIP LOCKED)"
+                f" SELECT id FROM fsm_instances WHERE {claimable} ORDER BY next_due LIMIT %s FOR UPDATE SKIP LOCKED)"
                 " RETURNING id",
-                (owner, now + lease_ms, now, now, limit),
+                (owner, now + lease_ms, now, now / 1000.0 - effects_after_s, now, limit),
             )
             return [row[0] for row in cur.fetchall()]
 

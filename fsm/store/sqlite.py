@@ -39,11 +39,17 @@ class SQLiteStore(SQLStore):
         self._migrate()
 
     def _connection(self) -> sqlite3.Connection:
-        """One connection per thread (sqlite3 connections are not shareable)."""
+        """One connection per thread (sqlite3 connections are not shareable), except for
+        ``:memory:``, where a second connection would be a second, empty database: there
+        all threads share one connection, serialised by the store's lock."""
+        if self.path == ":memory:" and self._connections:
+            return self._connections[0]
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
+            # Switching a fresh file to WAL needs a lock that a concurrent opener may
+            # hold, and SQLite answers "locked" at once instead of waiting: retry.
+            self._retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
             conn.execute("PRAGMA foreign_keys=ON")
             self._local.conn = conn
@@ -51,39 +57,64 @@ class SQLiteStore(SQLStore):
                 self._connections.append(conn)
         return conn
 
-    @contextmanager
-    def _write(self) -> Iterator[Any]:
-        conn = self._connection()
-        cur = conn.cursor()
+    def _retry_locked(self, operation: Any) -> Any:
         deadline = time.monotonic() + self.timeout
         while True:
             try:
-                cur.execute("BEGIN IMMEDIATE")
-                break
+                return operation()
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.005)
+
+    @contextmanager
+    def _write(self) -> Iterator[Any]:
+        conn = self._connection()
+        shared = self.path == ":memory:"
+        if shared:
+            self._lock.acquire()
         try:
-            yield cur
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-        cur.execute("COMMIT")
+            cur = conn.cursor()
+            try:
+                self._retry_locked(lambda: cur.execute("BEGIN IMMEDIATE"))
+            except sqlite3.Error as exc:
+                raise StoreError(f"database error ({self.path}): {exc}") from exc
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            try:
+                cur.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreError(f"database error ({self.path}): {exc}") from exc
+        finally:
+            if shared:
+                self._lock.release()
 
     @contextmanager
     def _read(self) -> Iterator[Any]:
-        yield self._connection().cursor()
+        shared = self.path == ":memory:"
+        if shared:
+            self._lock.acquire()
+        try:
+            yield self._connection().cursor()
+        except sqlite3.Error as exc:
+            raise StoreError(f"database error ({self.path}): {exc}") from exc
+        finally:
+            if shared:
+                self._lock.release()
 
     def _is_unique_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
 
-    def claim_due(self, owner: str, now: float, lease_ms: float, limit: int = 100) -> list[str]:
+    def claim_due(
+        self, owner: str, now: float, lease_ms: float, limit: int = 100, effects_after_s: float = 30.0
+    ) -> list[str]:
         with self._write() as cur:
             cur.execute(
-                "SELECT id FROM fsm_instances WHERE next_due IS NOT NULL AND next_due <= ? AND status = 'active'"
-                " AND (lease_until IS NULL OR lease_until < ?) ORDER BY next_due LIMIT ?",
-                (now, now, limit),
+                f"SELECT id FROM fsm_instances WHERE {self.CLAIMABLE} ORDER BY next_due LIMIT ?",
+                (now, now / 1000.0 - effects_after_s, now, limit),
             )
             ids = [row[0] for row in cur.fetchall()]
             for instance_id in ids:
