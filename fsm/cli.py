@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -206,10 +207,15 @@ def _send_all(actor: ActorBase, events: Sequence[dict[str, Any]], send: Callable
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file.")
-def validate(files: Sequence[Path], as_json: bool) -> None:
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Also report likely mistakes: unreachable states, dead ends, unhandled events, shadowed transitions.",
+)
+def validate(files: Sequence[Path], as_json: bool, strict: bool) -> None:
     """Check machine definitions; report every problem with its JSON path.
 
-    Exit code 1 if any file has a problem.
+    Exit code 1 if any file has a problem (with --strict, also any warning).
     """
     bad = 0
     for path in files:
@@ -225,8 +231,20 @@ def validate(files: Sequence[Path], as_json: bool) -> None:
                 for p in exc.problems:
                     click.echo(f"  {p.path or '<root>'}: {p.message}")
             continue
+        warnings: list[Any] = []
+        if strict:
+            from fsm.testing.analysis import analyze, findings_to_json, format_findings
+
+            warnings = analyze(machine)
+            if warnings:
+                bad += 1
         if as_json:
-            click.echo(json.dumps({"file": str(path), "valid": True, "states": len(machine.model.nodes)}))
+            report: dict[str, Any] = {"file": str(path), "valid": True, "states": len(machine.model.nodes)}
+            if strict:
+                report["warnings"] = findings_to_json(warnings)
+            click.echo(json.dumps(report))
+        elif warnings:
+            click.echo(format_findings(warnings, str(path)))
         else:
             click.echo(f"{path}: ok ({len(machine.model.nodes)} states)")
     if bad:
@@ -239,6 +257,131 @@ def schema() -> None:
     from fsm.schema import load_schema
 
     click.echo(json.dumps(load_schema(), indent=2))
+
+
+# -- paths -------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--events", "events_file", type=click.Path(dir_okay=False, path_type=Path), help="JSON: event samples by type."
+)
+@click.option("--context", "context_json", help="Initial context as JSON.")
+@click.option("--impl", "impl_module", help="A Python module with actions/guards/services/delays dicts.")
+@click.option("--timers", is_flag=True, help="Also let time pass (fire `after` timers) as steps.")
+@click.option("--no-invocations", is_flag=True, help="Do not complete invoked services as steps.")
+@click.option("--simple", is_flag=True, help="All simple paths instead of the shortest path to each state.")
+@click.option("--key", type=click.Choice(["value", "value+context"]), default="value", show_default=True)
+@click.option("--to", "target", help="Only paths to this state (a value like 'a.b').")
+@click.option("--max-depth", type=int, default=None)
+@click.option("--max-states", type=int, default=None, help="Bound on explored snapshots (paths with --simple).")
+@click.option("--json", "as_json", is_flag=True)
+@_guard
+def paths(
+    file: Path,
+    events_file: Path | None,
+    context_json: str | None,
+    impl_module: str | None,
+    timers: bool,
+    no_invocations: bool,
+    simple: bool,
+    key: str,
+    target: str | None,
+    max_depth: int | None,
+    max_states: int | None,
+    as_json: bool,
+) -> None:
+    """Event sequences reaching every reachable state (like @xstate/graph), guards
+    evaluated against context."""
+    from fsm.testing import paths as paths_mod
+
+    machine = Machine.from_file(file).provide(**_load_impl(impl_module))
+    missing = machine.missing_implementations().get("actions", {})
+    machine = machine.provide(actions=dict.fromkeys(missing, _noop))
+    options: dict[str, Any] = {
+        "events": json.loads(events_file.read_text(encoding="utf-8")) if events_file else None,
+        "context": _json_object(context_json, "--context"),
+        "timers": timers,
+        "invocations": not no_invocations,
+        "key": key,
+        "to": target,
+    }
+    if max_depth is not None:
+        options["max_depth"] = max_depth
+    if simple:
+        if max_states is not None:
+            options["max_paths"] = max_states
+        found = paths_mod.simple_paths(machine, **options)
+        if as_json:
+            click.echo(json.dumps(paths_mod.paths_to_json(found), default=str))
+        else:
+            click.echo(paths_mod.format_paths(found))
+        return
+    if max_states is not None:
+        options["max_states"] = max_states
+    result = paths_mod.explore(machine, **options)
+    if as_json:
+        click.echo(json.dumps(paths_mod.paths_to_json(result.paths), default=str))
+    else:
+        click.echo(paths_mod.format_exploration(result))
+
+
+# -- diagram -----------------------------------------------------------------------------
+
+FORMATS = {".dot": "dot", ".gv": "dot", ".svg": "svg", ".png": "png", ".mmd": "mermaid", ".mermaid": "mermaid"}
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here (else stdout).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["dot", "svg", "png", "mermaid"]),
+    help="Output format (default: from the -o extension, else dot).",
+)
+@click.option("--rankdir", type=click.Choice(["LR", "TB"]), default="LR", show_default=True)
+@click.option("--labels", type=click.Choice(["full", "events", "none"]), default="full", show_default=True)
+@click.option("--no-actions", is_flag=True, help="Do not list entry/exit actions inside states.")
+@click.option("--descriptions", is_flag=True, help="Show state descriptions.")
+@click.option("--tags", is_flag=True, help="Show state tags.")
+@_guard
+def diagram(
+    file: Path,
+    output: Path | None,
+    fmt: str | None,
+    rankdir: str,
+    labels: str,
+    no_actions: bool,
+    descriptions: bool,
+    tags: bool,
+) -> None:
+    """Draw a machine: Graphviz DOT, SVG or PNG (needs the `dot` binary), or Mermaid."""
+    from fsm import export
+    from fsm.export.diagram import DiagramOptions
+
+    fmt = fmt or (FORMATS.get(output.suffix.lower()) if output else None) or "dot"
+    if fmt == "png" and output is None:
+        raise CliError("PNG is binary: give -o FILE.png")
+    options = DiagramOptions(
+        rankdir=rankdir,  # type: ignore[arg-type]
+        labels=labels,  # type: ignore[arg-type]
+        actions=not no_actions,
+        descriptions=descriptions,
+        tags=tags,
+    )
+    machine = Machine.from_file(file)
+    if fmt == "png":
+        assert output is not None
+        output.write_bytes(export.to_png(machine, options=options))
+        return
+    render = {"dot": export.to_dot, "svg": export.to_svg, "mermaid": export.to_mermaid}[fmt]
+    text = render(machine, options=options)
+    if output is None:
+        click.echo(text, nl=not text.endswith("\n"))
+    else:
+        output.write_text(text, encoding="utf-8")
 
 
 # -- run ---------------------------------------------------------------------------------
@@ -284,7 +427,9 @@ def run(
     if events_file:
         events.extend(_read_events(events_file))
     printer = StepPrinter(as_json)
-    clock = VirtualClock()
+    # Virtual time (so --advance is instant), starting now on the wall clock when the run
+    # is stored: persisted due times must mean the same to the workers that fire them.
+    clock = VirtualClock(start=time.time() * 1000 if store_url else 0.0)
     options: dict[str, Any] = {"clock": clock, "inspect": printer, "executor": "inline", "logger": _echo_log}
     if store_url:
         from fsm.store import open_store
@@ -358,7 +503,11 @@ def send(
     machine = _store_machine(store, instance_id, machine_file, impl_module)
     event = {"type": event_type, **(_json_object(payload, "PAYLOAD") or {})}
     printer = StepPrinter(as_json)
-    actor = machine.resume(store, instance_id, inspect=printer, logger=_echo_log, executor="inline")
+    # Timers that came due while no process held the instance fire first, in order, as
+    # a worker would fire them; then the event.
+    clock = VirtualClock(start=time.time() * 1000)
+    actor = machine.resume(store, instance_id, clock=clock, inspect=printer, logger=_echo_log, executor="inline")
+    clock.advance(0)
     actor.send(event, event_id=event_id)
     actor.stop()
     _summary(actor, as_json)

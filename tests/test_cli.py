@@ -1,0 +1,136 @@
+"""The command line, driven as a subprocess, and its documentation."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+from fsm.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+
+
+def fsm(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "fsm.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=60)
+
+
+def command_names(group: click.Group = main, prefix: str = "") -> list[str]:
+    names = []
+    for name, command in sorted(group.commands.items()):
+        full = f"{prefix}{name}"
+        if isinstance(command, click.Group):
+            names.extend(command_names(command, full + " "))
+        else:
+            names.append(full)
+    return names
+
+
+@pytest.mark.parametrize("name", command_names())
+def test_every_command_is_documented(name: str) -> None:
+    assert f"fsm {name}" in DOC, f"`fsm {name}` is not documented in docs/cli.md"
+
+
+@pytest.mark.parametrize("name", command_names())
+def test_every_command_has_help(name: str) -> None:
+    result = fsm(*name.split(), "--help")
+    assert result.returncode == 0
+    assert "Usage:" in result.stdout
+
+
+BROKEN = {"initial": "nowhere", "states": {"a": {"on": {"GO": "b"}}}}
+
+
+def test_validate_reports_every_problem_with_exit_code_1(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(BROKEN))
+    result = fsm("validate", str(bad), "machines/workflow.yaml")
+    assert result.returncode == 1
+    assert "initial state 'nowhere'" in result.stdout
+    assert "states.a.on.GO" in result.stdout
+    assert "machines/workflow.yaml: ok" in result.stdout
+
+
+def test_validate_strict_reports_warnings(tmp_path: Path) -> None:
+    path = tmp_path / "stuck.json"
+    path.write_text(json.dumps({"initial": "a", "states": {"a": {"on": {"GO": "b"}}, "b": {}, "lost": {}}}))
+    result = fsm("validate", "--strict", "--json", str(path))
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    kinds = {w["kind"] for w in report["warnings"]}
+    assert {"unreachable", "dead_end"} <= kinds
+    assert fsm("validate", str(path)).returncode == 0  # not an error without --strict
+
+
+def test_schema_prints_the_json_schema() -> None:
+    result = fsm("schema")
+    schema = json.loads(result.stdout)
+    assert schema["$id"].endswith("machine.schema.json")
+
+
+def test_run_prints_json_lines() -> None:
+    result = fsm("run", "machines/workflow.yaml", "-e", "START", "-e", 'PROGRESS:{"pct": 100}', "--json")
+    assert result.returncode == 0, result.stderr
+    steps = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [s["value"] for s in steps] == ["idle", "running", "completed"]
+    assert steps[1]["actions"] == [{"type": "notifyStarted", "params": None}]
+    assert steps[-1]["status"] == "done" and steps[-1]["output"] == {"progress": 100}
+
+
+def test_run_refuses_bad_event_json_cleanly() -> None:
+    result = fsm("run", "machines/workflow.yaml", "-e", "START:{oops")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: invalid JSON")
+    assert "Traceback" not in result.stderr
+
+
+def test_run_reports_a_failing_machine_with_exit_code_3(tmp_path: Path) -> None:
+    path = tmp_path / "boom.json"
+    path.write_text(
+        json.dumps(
+            {
+                "initial": "a",
+                "context": {"n": 1},
+                "states": {
+                    "a": {"on": {"GO": {"actions": {"type": "assign", "assignment": {"n": {"expr": "1 / 0"}}}}}}
+                },
+            }
+        )
+    )
+    result = fsm("run", str(path), "-e", "GO")
+    assert result.returncode == 3
+    assert "ZeroDivisionError" in result.stderr or "division" in result.stderr
+
+
+@pytest.mark.parametrize(("fmt", "marker"), [("dot", "digraph"), ("mermaid", "stateDiagram-v2"), ("svg", "<svg")])
+def test_diagram_formats(tmp_path: Path, fmt: str, marker: str) -> None:
+    out = tmp_path / f"order.{ {'dot': 'dot', 'mermaid': 'mmd', 'svg': 'svg'}[fmt] }"
+    result = fsm("diagram", "machines/order.yaml", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert marker in out.read_text()
+    printed = fsm("diagram", "machines/order.yaml", "--format", fmt)
+    assert marker in printed.stdout
+
+
+def test_diagram_png_needs_a_file() -> None:
+    result = fsm("diagram", "machines/order.yaml", "--format", "png")
+    assert result.returncode == 1
+    assert "give -o" in result.stderr
+
+
+def test_paths_reach_every_state() -> None:
+    result = fsm("paths", "machines/workflow.yaml", "--json")
+    assert result.returncode == 0, result.stderr
+    reached = {json.dumps(p["state"]) for p in json.loads(result.stdout)}
+    assert {'"idle"', '"running"', '"paused"'} <= reached
+
+
+def test_missing_file_is_a_clean_error() -> None:
+    result = fsm("run", "no/such/file.yaml")
+    assert result.returncode == 1
+    assert "file not found" in result.stderr
