@@ -39,13 +39,15 @@ KINDS = {"action": "actions", "guard": "guards", "delay": "delays", "service": "
 class Machine:
     """A statechart definition compiled and ready to run."""
 
-    __slots__ = ("_plans", "_version", "impl", "model", "source")
+    __slots__ = ("_complete", "_nested_context", "_plans", "_version", "impl", "model", "source")
 
     def __init__(self, model: Model, impl: Implementations | None = None, source: str | None = None) -> None:
-        # Recorded steps of this machine (with these implementations): the fast path.
-        self._plans = PlanCache()
         self.model = model
         self.impl = impl or Implementations()
+        # Recorded steps of this machine (with these implementations): the fast path.
+        self._plans = PlanCache(self.impl)
+        self._complete = False
+        self._nested_context = any(isinstance(v, (dict, list)) for v in model.context.values())
         self.source = source
         self._version: str | None = None
 
@@ -144,9 +146,12 @@ class Machine:
         return missing
 
     def check_implementations(self) -> None:
+        if self._complete:
+            return
         missing = self.missing_implementations()
         if missing:
             raise ImplementationError(missing, self.id)
+        self._complete = True  # implementations never change on a Machine: check once
 
     # -- the pure step -----------------------------------------------------------------
 
@@ -300,7 +305,7 @@ class Machine:
         """A copy of the definition's context for a new instance; nested values are
         copied too, so no two instances (nor the definition) share a mutable object."""
         base = self.model.context
-        if any(isinstance(v, (dict, list)) for v in base.values()):
+        if self._nested_context:
             return copy.deepcopy(base)
         return dict(base)
 
@@ -396,7 +401,10 @@ class Machine:
         from fsm.runtime.actor import Actor
 
         self.check_implementations()
-        snapshot = data if isinstance(data, Snapshot) else self.snapshot_from_dict(data)
+        if isinstance(data, Snapshot) and data.model is self.model:
+            snapshot = data
+        else:  # a persisted dict, or a snapshot of another Machine object: validate it here
+            snapshot = self.snapshot_from_dict(data.to_dict() if isinstance(data, Snapshot) else data)
         actor = Actor(self, snapshot=snapshot, clock=clock, executor=executor, inspect=inspect, logger=logger, id=id)
         actor.start()
         return actor

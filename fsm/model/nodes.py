@@ -209,6 +209,8 @@ class Model:
     references: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     # Interned configurations (see fsm.semantics.snapshot.Configuration), by state orders.
     configurations: dict[tuple[int, ...], Any] = field(default_factory=dict)
+    # Validated configurations by their persisted list of state ids (restores).
+    configurations_by_ids: dict[tuple[str, ...], Any] = field(default_factory=dict)
 
     @property
     def id(self) -> str:

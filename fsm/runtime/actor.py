@@ -521,7 +521,10 @@ class Actor(ActorBase):
         Events sent while the actor is processing (from an action, or from another
         thread) are queued and processed after the current step, never re-entered.
         """
-        ev = events.normalize(event, payload)
+        if type(event) is str and not payload and event and event != "*":
+            ev = {"type": event}  # the common case, without the general checks
+        else:
+            ev = events.normalize(event, payload)
         with self._lock:
             if self._processing or not self._started or self._mailbox:
                 self._mailbox.append(("event", (ev, None)))
@@ -531,7 +534,20 @@ class Actor(ActorBase):
                 # Idle: process this event directly, then whatever it queued.
                 self._processing = True
                 try:
-                    self._process(ev, None)
+                    if self._inspectors:
+                        self._process(ev, None)
+                    else:
+                        before = self._snapshot
+                        try:
+                            after, effects = self.machine._transition(before, ev, self.clock.now(), None, None)
+                        except StepError as exc:
+                            self._run_partial(exc.effects)
+                            self._fail(before, exc)
+                        else:
+                            if effects:
+                                self._apply(before, after, effects, ev)
+                            elif after is not before or self._listeners:
+                                self._commit(after, effects, ev)
                     if self._mailbox:
                         self._drain()
                 finally:

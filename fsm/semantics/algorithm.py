@@ -146,8 +146,14 @@ class Step:
             self.output = None
             self.error = None
         else:
-            _, _, self.context, self.status, self.output, self.error, self.history, self.timers, *rest = snapshot
-            self.children, self.timer_seq = rest
+            self.context = snapshot[2]
+            self.status = snapshot[3]
+            self.output = snapshot[4]
+            self.error = snapshot[5]
+            self.history = snapshot[6]
+            self.timers = snapshot[7]
+            self.children = snapshot[8]
+            self.timer_seq = snapshot[9]
             self.nodes = {} if replay else dict.fromkeys(snapshot.nodes)
         self.effects: list[Effect] = []
         self.queue: deque[dict[str, Any]] = deque()

@@ -26,6 +26,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from fsm.semantics import events
+from fsm.semantics.snapshot import Effect
+
+_new_effect = tuple.__new__
 
 if TYPE_CHECKING:
     from fsm.semantics.algorithm import Step
@@ -44,6 +47,12 @@ OP_FINISH = 8  # (OP_FINISH, completion state)           the machine reached a t
 OP_ERROR = 9  # (OP_ERROR,)                              unhandled xstate.error.actor event
 OP_POP = 10  # (OP_POP, event type)                      branch point on the event's type
 OP_MICRO = 11  # (OP_MICRO, microstep description)      for inspection hooks
+OP_FAST = 12  # (OP_FAST, lowered actions)               OP_ACTIONS resolved at record time
+
+# Lowered actions (OP_FAST items): (kind, a, b, c)
+A_PLAIN = 0  # a custom action: (A_PLAIN, name, params, fn) -> an Effect
+A_BUILTIN = 1  # (A_BUILTIN, builtin action, params, is_assign) -> resolved in the step
+A_OTHER = 2  # (A_OTHER, (ref,), state) -> the general path (lists of implementations...)
 
 BRANCHES = (OP_GUARD, OP_POP)
 MAX_NODES = 4096  # per machine; past this, new paths are not recorded
@@ -62,11 +71,13 @@ class End:
 class Node:
     """Straight-line operations, then either a branch on a guard / event type, or the end."""
 
-    __slots__ = ("branch", "branches", "end", "ops", "static")
+    __slots__ = ("branch", "branches", "end", "guard_fn", "ops", "static")
 
     def __init__(self, ops: tuple[tuple[Any, ...], ...]) -> None:
         self.ops = ops
         self.branch: tuple[Any, ...] | None = None
+        # For a branch on a named guard implemented by a plain function: (fn, params).
+        self.guard_fn: tuple[Any, Any] | None = None
         self.branches: dict[Any, Node] = {}
         self.end: End | None = None
         # Only the configuration changes (no guard, no action, no event raised): the
@@ -78,10 +89,13 @@ class PlanCache:
     """Recorded macrosteps of one machine (its implementations included), by
     (configuration, event type, history memory)."""
 
-    def __init__(self) -> None:
+    def __init__(self, impl: Any = None) -> None:
         self.roots: dict[Any, Node] = {}
         self.size = 0
         self._lock = threading.Lock()
+        # The machine's implementations: recorded actions and guards are resolved
+        # against them once, at record time, instead of at every replay.
+        self.impl = impl
 
     @property
     def full(self) -> bool:
@@ -106,6 +120,8 @@ class PlanCache:
                 op = ops[cut]
                 outcome = op[2] if op[0] == OP_GUARD else op[1]
                 node.branch = op
+                if op[0] == OP_GUARD:
+                    node.guard_fn = self._guard_fn(op[1])
                 child = node.branches.get(outcome)
                 nxt = next((c for c in cuts if c > cut), len(ops))
                 if child is None:
@@ -118,7 +134,37 @@ class PlanCache:
 
     def _new(self, ops: list[tuple[Any, ...]], start: int, stop: int) -> Node:
         self.size += 1
-        return Node(tuple(ops[start:stop]))
+        return Node(tuple(self._lower(op) for op in ops[start:stop]))
+
+    def _lower(self, op: tuple[Any, ...]) -> tuple[Any, ...]:
+        if op[0] != OP_ACTIONS or self.impl is None:
+            return op
+        from fsm.actions import Assign, BuiltinAction
+
+        refs, state = op[1], op[2]
+        actions = self.impl.actions
+        items: list[tuple[Any, ...]] = []
+        for ref in refs:
+            impl = actions.get(ref.name)
+            if ref.name in self.impl.plain:
+                items.append((A_PLAIN, ref.name, ref.params, impl))
+            elif impl is None and ref.builtin is not None:
+                items.append((A_BUILTIN, ref.builtin, ref.params or {}, isinstance(ref.builtin, Assign)))
+            elif isinstance(impl, BuiltinAction):
+                items.append((A_BUILTIN, impl, ref.params or {}, isinstance(impl, Assign)))
+            else:
+                items.append((A_OTHER, (ref,), state))
+        return (OP_FAST, tuple(items))
+
+    def _guard_fn(self, guard: Any) -> tuple[Any, Any] | None:
+        from fsm.guards import Guard, Named
+
+        if self.impl is None or type(guard) is not Named:
+            return None
+        fn = self.impl.guards.get(guard.name)
+        if fn is None or isinstance(fn, Guard) or not callable(fn):
+            return None
+        return fn, guard.params
 
 
 def replay(step: Step, root: Node, event: Mapping[str, Any]) -> End | None:
@@ -126,10 +172,22 @@ def replay(step: Step, root: Node, event: Mapping[str, Any]) -> End | None:
     this case (the caller then runs the slow path on a fresh step)."""
     node: Node | None = root
     current = event
+    effects = step.effects
     while node is not None:
         for op in node.ops:
             code = op[0]
-            if code == OP_ACTIONS:
+            if code == OP_FAST:
+                for kind, a, b, c in op[1]:
+                    if kind == A_PLAIN:
+                        effects.append(_new_effect(Effect, (a, b, step.context, current, False, c, ())))
+                    elif kind == A_BUILTIN:
+                        step.event = current
+                        a.resolve(step, b)
+                        if c:
+                            step.mutated = True
+                    else:
+                        step.run_actions(a, current, b)
+            elif code == OP_ACTIONS:
                 step.run_actions(op[1], current, op[2])
             elif code == OP_MICRO:
                 if step.on_microstep is not None:
@@ -164,7 +222,11 @@ def replay(step: Step, root: Node, event: Mapping[str, Any]) -> End | None:
         if branch is None:
             return None
         if branch[0] == OP_GUARD:
-            outcome: Any = step.evaluate(branch[1], current)
+            fast = node.guard_fn
+            if fast is not None:
+                outcome: Any = bool(fast[0](step.context, current, fast[1]))
+            else:
+                outcome = step.evaluate(branch[1], current)
         else:
             if not step.queue:
                 return None

@@ -366,8 +366,13 @@ def snapshot_from_dict(machine: Any, data: Mapping[str, Any]) -> Snapshot:
     ids = data.get("configuration")
     if not isinstance(ids, list) or not ids:
         raise SnapshotError("snapshot has no 'configuration' list of state ids")
-    nodes = tuple(node(i, "configuration") for i in ids)
-    check_configuration(model, nodes)
+    config = model.configurations_by_ids.get(tuple(ids)) if all(type(i) is str for i in ids) else None
+    if config is None:
+        nodes = tuple(node(i, "configuration") for i in ids)
+        check_configuration(model, nodes)
+        config = intern_configuration(model, nodes)
+        if len(model.configurations_by_ids) < 100_000:
+            model.configurations_by_ids[tuple(ids)] = config  # validated: the next restore is a lookup
     status = data.get("status", ACTIVE)
     if status not in STATUSES:
         raise SnapshotError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
@@ -395,7 +400,7 @@ def snapshot_from_dict(machine: Any, data: Mapping[str, Any]) -> Snapshot:
         raise SnapshotError(f"snapshot 'timer_seq' must be an integer, got {timer_seq!r}")
     snap = Snapshot(
         machine,
-        nodes,
+        config,
         context,
         status,
         data.get("output"),
