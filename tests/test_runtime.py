@@ -36,7 +36,7 @@ COUNTER = {
                 },
                 "onError": {
                     "target": "idle",
-                    "actions": {"type": "assign", "assignment": {"error": {"expr": "str(event.error)"}}},
+                    "actions": {"type": "assign", "assignment": {"error": {"expr": "event.error.message"}}},
                 },
             },
             "on": {"CANCEL": "idle"},

@@ -21,8 +21,33 @@ def done_actor(invoke_id: str, output: Any = None) -> dict[str, Any]:
     return {"type": f"xstate.done.actor.{invoke_id}", "output": output, "actorId": invoke_id}
 
 
+class ErrorInfo(dict[str, Any]):
+    """How a failure travels in an event: ``{"type": "ValueError", "message": "..."}``.
+
+    Plain data, so a machine reads ``event.error.message`` in an expression, the event
+    can be journaled, and a replay sees exactly what the live step saw. The exception
+    itself is kept as ``.exception`` for Python code (None once read back from JSON).
+    """
+
+    exception: BaseException | None = None
+
+    @classmethod
+    def of(cls, error: Any) -> Any:
+        """The error as data: exceptions and bare messages become ``{type, message}``;
+        anything else (a dict from a journal) is kept as it is."""
+        if isinstance(error, str):
+            return cls({"type": "Error", "message": error})
+        if not isinstance(error, BaseException):
+            return error
+        info = cls({"type": type(error).__name__, "message": str(error)})
+        if isinstance(error, Mapping):
+            info.update({k: v for k, v in error.items() if isinstance(k, str) and k not in info})
+        info.exception = error
+        return info
+
+
 def error_actor(invoke_id: str, error: Any) -> dict[str, Any]:
-    return {"type": f"xstate.error.actor.{invoke_id}", "error": error, "actorId": invoke_id}
+    return {"type": f"xstate.error.actor.{invoke_id}", "error": ErrorInfo.of(error), "actorId": invoke_id}
 
 
 def normalize(event: Any, payload: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -56,4 +81,6 @@ def normalize(event: Any, payload: Mapping[str, Any] | None = None) -> dict[str,
         raise EventError(f"an event needs a non-empty string 'type', got {kind!r}", event)
     if kind == WILDCARD:
         raise EventError("an event cannot have the wildcard type '*'", event)
+    if "error" in result and kind.startswith(ERROR_ACTOR_PREFIX):
+        result["error"] = ErrorInfo.of(result["error"])
     return result

@@ -31,7 +31,7 @@ def initialize(context: Mapping[str, Any], event: Mapping[str, Any], params: Map
 
 save_result = fsm.assign(lambda ctx, ev, params: {"result": ev["output"]})
 # The error is an exception object; context must stay JSON data, so keep its message.
-save_error = fsm.assign(lambda ctx, ev, params: {"error": str(ev["error"])})
+save_error = fsm.assign(lambda ctx, ev, params: {"error": ev["error"]["message"]})
 
 actions: dict[str, Any] = {"initialize": initialize, "saveResult": save_result, "saveError": save_error}
 guards: dict[str, Any] = {}
