@@ -53,11 +53,37 @@ def _check_size(value: Any) -> Any:
     return value
 
 
+def _weight(value: Any, limit: int = MAX_SEQUENCE) -> int:
+    """How many items a value holds, counting every path to a shared list again (so
+    ``[[0] * 1000] * 1000`` weighs a million); stops counting past ``limit``."""
+    total = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (list, tuple)):
+            total += len(item)
+            stack.extend(x for x in item if isinstance(x, (list, tuple, dict)))
+        elif isinstance(item, dict):
+            total += len(item)
+            stack.extend(x for x in item.values() if isinstance(x, (list, tuple, dict)))
+        elif isinstance(item, str):
+            total += len(item)
+        if total > limit:
+            return total
+    return total
+
+
 def _mul(a: Any, b: Any) -> Any:
     for seq, n in ((a, b), (b, a)):
-        if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * max(n, 0) > MAX_SEQUENCE:
+        if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and _weight(seq) * max(n, 0) > MAX_SEQUENCE:
             raise ValueError(f"result longer than {MAX_SEQUENCE} items")
     return _check_size(a * b)
+
+
+def _mod(a: Any, b: Any) -> Any:
+    if isinstance(a, (str, bytes)):
+        raise ValueError("string formatting with % is not allowed; build strings with +")
+    return a % b
 
 
 def _pow(a: Any, b: Any) -> Any:
@@ -69,6 +95,8 @@ def _pow(a: Any, b: Any) -> Any:
 
 
 def _add(a: Any, b: Any) -> Any:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and _weight(a) + _weight(b) > MAX_SEQUENCE:
+        raise ValueError(f"result longer than {MAX_SEQUENCE} items")
     return _check_size(a + b)
 
 
@@ -82,7 +110,7 @@ BINOPS: dict[type, Callable[[Any, Any], Any]] = {
     ast.Mult: _mul,
     ast.Div: _div,
     ast.FloorDiv: operator.floordiv,
-    ast.Mod: operator.mod,
+    ast.Mod: _mod,
     ast.Pow: _pow,
 }
 
@@ -112,7 +140,18 @@ def _get(obj: Any, key: Any, default: Any = None) -> Any:
 
 
 def _round(x: Any, n: Any = None) -> Any:
-    return round(x) if n is None else round(x, n)
+    if n is None:
+        return round(x)
+    if not isinstance(n, int) or abs(n) > 1000:
+        raise ValueError("round() takes at most 1000 digits")
+    return round(x, n)
+
+
+def _sum(items: Any, start: Any = 0) -> Any:
+    values = list(items)
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in [*values, start]):
+        raise ValueError("sum() adds numbers only; concatenate lists with +")
+    return sum(values, start)
 
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
@@ -125,7 +164,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "float": float,
     "str": lambda x: _check_size(str(x)),
     "bool": bool,
-    "sum": sum,
+    "sum": _sum,
     "any": any,
     "all": all,
     "sorted": sorted,
@@ -146,11 +185,12 @@ class Expression:
 
     __slots__ = ("_fn", "names", "path", "source")
 
+    names: frozenset[str]
+
     def __init__(self, source: str, path: str = "") -> None:
         self.source = source
         self.path = path
-        self.names: set[str] = set()
-        self._fn = _compile(source, path, self.names)
+        self._fn, self.names = _compiled(source, path)
 
     def __call__(self, env: Env) -> Any:
         try:
@@ -162,6 +202,24 @@ class Expression:
 
     def __repr__(self) -> str:
         return f"Expression({self.source!r})"
+
+
+_CACHE: dict[str, tuple[Compiled, frozenset[str]]] = {}
+
+
+def _compiled(source: str, path: str) -> tuple[Compiled, frozenset[str]]:
+    """Compile once per distinct source: machines (compiled sagas, DAGs) repeat the same
+    expression many times, and a compiled expression does not depend on where it is."""
+    if isinstance(source, str):
+        found = _CACHE.get(source)
+        if found is not None:
+            return found
+    names: set[str] = set()
+    fn = _compile(source, path, names)
+    result = (fn, frozenset(names))
+    if len(_CACHE) < 10_000:
+        _CACHE[source] = result
+    return result
 
 
 def _compile(source: str, path: str, names: set[str]) -> Compiled:
@@ -235,7 +293,7 @@ class _Compiler:
         def subscript(env: Env) -> Any:
             key = index(env)
             if isinstance(key, str) and key.startswith("__"):
-                raise ExpressionError(f"the key {key!r} is not allowed", self.source, self.path)
+                raise ValueError(f"the key {key!r} is not allowed")
             return _get(base(env), key)
 
         return subscript
