@@ -428,9 +428,15 @@ def test_history_in_parallel_state_is_allowed() -> None:
     assert m.state("m.p.h").history == "deep"
 
 
-def test_initial_may_not_be_a_history_state() -> None:
-    # fsm refuses this (XState v5 itself enters the history's default, "b").
-    problems = problems_of(machine({"a": {}, "b": {}, "h": {"type": "history", "target": "b"}}, initial="h"))
+def test_initial_may_be_a_history_state_with_a_default() -> None:
+    # As in XState v5: before anything is remembered, the history's default is entered.
+    m = Machine.from_dict(machine({"a": {}, "b": {}, "h": {"type": "history", "target": "b"}}, initial="h"))
+    assert m.initial_transition()[0].value == "b"
+
+
+def test_initial_history_state_without_a_default_is_refused() -> None:
+    # Its default would be the parent's initial state, that is, itself.
+    problems = problems_of(machine({"a": {}, "b": {}, "h": {"type": "history"}}, initial="h"))
     assert [p.path for p in problems] == ["initial"]
     assert "history" in problems[0].message and "'h'" in problems[0].message
 

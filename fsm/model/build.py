@@ -420,9 +420,14 @@ class Builder:
                 f"initial state {key!r} is not a child of #{node.id}{_suggest(str(key), list(node.states))}",
             )
             return None
-        if child.type == HISTORY:
+        if child.type == HISTORY and "target" not in self.configs[child]:
+            # Its default would be this very initial transition: a cycle.
             ptr = pointer if isinstance(spec, str) else (*pointer, "target")
-            self.problem(ptr, f"the initial state of #{node.id} cannot be a history state ({key!r})")
+            self.problem(
+                ptr,
+                f"the initial state of #{node.id} is the history state {key!r}, which needs a `target` "
+                "(its default would otherwise be this initial state again)",
+            )
             return None
         actions = () if isinstance(spec, str) else self.action_list(spec.get("actions"), (*pointer, "actions"))
         return Transition(node, None, (child,), None, actions, False, format_path(pointer))
