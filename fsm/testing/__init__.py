@@ -1,1 +1,2 @@
-"""Tools for testing machines: the XState oracle, hypothesis strategies, paths."""
+"""Tools for testing machines and code that uses them: hypothesis strategies, event paths
+and coverage, model-based tests, static analysis, and the XState oracle."""
