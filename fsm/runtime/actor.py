@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from fsm.actions import PARENT
@@ -69,6 +70,7 @@ def current_effect() -> EffectInfo | None:
 
 
 _ACCEPTS: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+_EMPTY: Mapping[str, Any] = MappingProxyType({})  # the params of an action given without any
 _FLAG = "_fsm_takes_effect"
 
 
@@ -307,7 +309,7 @@ class ActorBase:
                     self._logger(params["value"])
                 return None
             raise FsmError(f"action {effect.type!r} is not provided; pass it with machine.provide(actions=...)")
-        params = effect.params if effect.params is not None else {}
+        params = effect.params if effect.params is not None else _EMPTY
         if info is None:  # an in-memory actor: no idempotency key to publish
             if _accepts_effect(fn):
                 return fn(effect.context, effect.event, params, effect=EffectInfo(None, self.id, None, None, 1))
@@ -593,15 +595,23 @@ class Actor(ActorBase):
             self._fail(before, result)
 
     def _apply(self, before: Snapshot | None, snapshot: Snapshot, effects: list[Effect], event: dict[str, Any]) -> None:
+        plain = not self._inspectors
         for effect in effects:
-            if not effect.builtin or effect.type == "xstate.log":
-                try:
+            if effect.builtin and effect.type != "xstate.log":
+                continue
+            try:
+                fn = effect.fn
+                if plain and fn is not None and getattr(fn, _FLAG, None) is False:
+                    # the common case: a plain function known not to take `effect`
+                    params = effect.params
+                    result = fn(effect.context, effect.event, _EMPTY if params is None else params)
+                else:
                     result = self._call(effect)
-                    if result is not None:
-                        _finish(result)
-                except Exception as exc:
-                    self._fail(before, self._action_error(effect, event, exc))
-                    return
+                if result is not None:
+                    _finish(result)
+            except Exception as exc:
+                self._fail(before, self._action_error(effect, event, exc))
+                return
         self._commit(snapshot, effects, event)
 
     def _run_partial(self, effects: list[Effect]) -> None:
