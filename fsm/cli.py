@@ -123,6 +123,34 @@ def _json_object(text: str | None, option: str) -> dict[str, Any] | None:
     return value
 
 
+def _document_kind(path: Path) -> str:
+    """``machine``, ``dag`` or ``saga``: what a file holds (DAG and saga documents are
+    compiled into machines)."""
+    from fsm.compile import is_dag_document, is_saga_document
+    from fsm.loading import read_file
+
+    data = read_file(path)
+    if is_dag_document(data):
+        return "dag"
+    if is_saga_document(data):
+        return "saga"
+    return "machine"
+
+
+def _machine_of(path: Path, params: Sequence[str] = ()) -> Machine:
+    """The machine a file describes: a machine definition, or a compiled DAG or saga."""
+    kind = _document_kind(path)
+    if kind == "dag":
+        from fsm.compile.dag_runner import compile_file
+
+        return Machine.from_dict(compile_file(path, params), source=str(path))
+    if kind == "saga":
+        from fsm.compile.saga import compile_saga, load_saga
+
+        return Machine.from_dict(compile_saga(load_saga(path)), source=str(path))
+    return Machine.from_file(path)
+
+
 def _noop(context: Any, event: Any, params: Any) -> None:
     """Stands in for actions `fsm run` has no implementation for (they are printed)."""
 
@@ -220,7 +248,7 @@ def validate(files: Sequence[Path], as_json: bool, strict: bool) -> None:
     bad = 0
     for path in files:
         try:
-            machine = Machine.from_file(path)
+            machine = _machine_of(path)
         except DefinitionError as exc:
             bad += 1
             if as_json:
@@ -257,6 +285,34 @@ def schema() -> None:
     from fsm.schema import load_schema
 
     click.echo(json.dumps(load_schema(), indent=2))
+
+
+# -- compile -----------------------------------------------------------------------------
+
+
+@main.command("compile")
+@click.argument("kind", type=click.Choice(["dag", "saga"]))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here (else stdout).")
+@click.option("--params", "params", multiple=True, help="A DAG parameter, name=value (JSON values parsed). Repeatable.")
+@_guard
+def compile_command(kind: str, file: Path, output: Path | None, params: Sequence[str]) -> None:
+    """Compile a DAG or a saga into an ordinary machine definition (JSON)."""
+    if kind == "dag":
+        from fsm.compile.dag_runner import compile_file
+
+        definition = compile_file(file, params)
+    else:
+        from fsm.compile.saga import compile_saga, load_saga
+
+        if params:
+            raise CliError("--params is for DAGs")
+        definition = compile_saga(load_saga(file))
+    text = json.dumps(definition, indent=2)
+    if output is None:
+        click.echo(text)
+    else:
+        output.write_text(text + "\n", encoding="utf-8")
 
 
 # -- paths -------------------------------------------------------------------------------
@@ -371,7 +427,7 @@ def diagram(
         descriptions=descriptions,
         tags=tags,
     )
-    machine = Machine.from_file(file)
+    machine = _machine_of(file)
     if fmt == "png":
         assert output is not None
         output.write_bytes(export.to_png(machine, options=options))
@@ -398,6 +454,8 @@ def diagram(
 @click.option("--advance", "advance_ms", type=float, default=0.0, help="After the events, advance virtual time by MS.")
 @click.option("--store", "store_url", help="Persist the run: sqlite:///path.db or postgresql://...")
 @click.option("--id", "instance_id", help="Instance id in the store (default: a new one; an existing id is resumed).")
+@click.option("--params", "params", multiple=True, help="DAG parameter name=value (JSON values parsed). Repeatable.")
+@click.option("--rerun", is_flag=True, help="DAG: re-run what did not succeed in the stored run --id.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per step.")
 @_guard
 def run(
@@ -409,16 +467,38 @@ def run(
     advance_ms: float,
     store_url: str | None,
     instance_id: str | None,
+    params: Sequence[str],
+    rerun: bool,
     as_json: bool,
 ) -> None:
-    """Run a machine, printing every step as it happens.
+    """Run a machine (or a DAG or saga file), printing every step as it happens.
 
     Actions without an implementation are printed instead of executed, so any machine
     can be explored without writing Python; guards, delays and services must be
     provided (with --impl) because they decide where the machine goes. With --store the
     instance is durable: every step is journaled, and `fsm instances history` shows it.
+    A DAG runs its tasks concurrently with a live progress view (--params, --rerun).
     """
-    machine = Machine.from_file(file).provide(**_load_impl(impl_module))
+    kind = _document_kind(file)
+    if kind == "dag":
+        from fsm.compile.dag_runner import run_file
+
+        result = run_file(
+            file, params, impl_module=impl_module, store_url=store_url, run_id=instance_id, rerun=rerun, progress=True
+        )
+        click.echo(json.dumps({"run": result.run_id, "status": result.status, "states": result.states}))
+        if result.status != "succeeded":
+            raise CliError(
+                f"the DAG run ended {result.status}" + (f": {result.error}" if result.error else ""), EXIT_FAILED
+            )
+        return
+    if params or rerun:
+        raise CliError("--params and --rerun are for DAG files")
+    machine = _machine_of(file).provide(**_load_impl(impl_module))
+    if kind == "saga" and context_json is None:
+        from fsm.compile.saga import saga_context
+
+        context_json = json.dumps(saga_context(instance_id or uuid.uuid4().hex))
     missing_actions = machine.missing_implementations().get("actions", {})
     machine = machine.provide(actions=dict.fromkeys(missing_actions, _noop))
     machine.check_implementations()

@@ -130,6 +130,44 @@ def test_paths_reach_every_state() -> None:
     assert {'"idle"', '"running"', '"paused"'} <= reached
 
 
+def documented_dag_runs() -> list[str]:
+    out = []
+    for path in sorted((ROOT / "machines" / "dags").glob("*.yaml")):
+        for line in path.read_text().splitlines():
+            if line.startswith("#") and "fsm run machines/dags/" in line:
+                out.append(line.split("fsm run ", 1)[1].strip())
+    return out
+
+
+@pytest.mark.parametrize("args", documented_dag_runs())
+def test_documented_dag_runs_succeed(args: str) -> None:
+    import shlex
+
+    result = fsm("run", *shlex.split(args))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1])["status"] == "succeeded"
+
+
+@pytest.mark.parametrize(
+    ("kind", "file"), [("dag", "machines/dags/etl_dag.yaml"), ("saga", "machines/sagas/order_saga.yaml")]
+)
+def test_compile_produces_a_machine_that_loads(tmp_path: Path, kind: str, file: str) -> None:
+    out = tmp_path / "machine.json"
+    result = fsm("compile", kind, file, "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert fsm("validate", str(out)).returncode == 0
+    assert fsm("validate", file).returncode == 0  # the DAG / saga file itself validates too
+    assert "digraph" in fsm("diagram", file, "--format", "dot").stdout
+
+
+def test_compile_refuses_a_broken_dag(tmp_path: Path) -> None:
+    path = tmp_path / "cycle.yaml"
+    path.write_text("tasks:\n  a: {needs: b, service: x}\n  b: {needs: a, service: x}\n")
+    result = fsm("compile", "dag", str(path))
+    assert result.returncode == 1
+    assert "cycle" in result.stderr
+
+
 def test_missing_file_is_a_clean_error() -> None:
     result = fsm("run", "no/such/file.yaml")
     assert result.returncode == 1

@@ -45,12 +45,10 @@ from fsm.compile.saga import (
     is_saga_document,
     load_saga,
     parse_saga,
-    resume_saga,
-    run_saga,
-    saga_machine,
     saga_schema,
     saga_status,
 )
+from fsm.compile.saga_runner import resume_saga, run_saga, saga_machine
 from fsm.runtime.durable import replay
 from fsm.schema import validate
 from fsm.semantics import events
@@ -614,7 +612,7 @@ CHILD = textwrap.dedent(
     """
     import json, os, signal, sys
     import fsm
-    from fsm.compile.saga import run_saga
+    from fsm.compile.saga_runner import run_saga
     from fsm.store import SQLiteStore
 
     db, log = sys.argv[1], sys.argv[2]

@@ -134,6 +134,14 @@ class Builder:
         root = self.nodes[0]
         for index, t in enumerate(t for n in self.nodes for t in _all_transitions(n)):
             t.index = index
+        for node in reversed(self.nodes):  # children before parents
+            events = set(node.transitions)
+            partial = any("*" in d for d in node.transitions)
+            for child in node.states.values():
+                events |= child.subtree_events
+                partial = partial or child.subtree_partial
+            node.subtree_events = frozenset(events)
+            node.subtree_partial = partial
         context = self.definition.get("context") or {}
         return Model(
             root=root,

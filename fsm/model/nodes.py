@@ -120,6 +120,8 @@ class StateNode:
         "parent",
         "path",
         "states",
+        "subtree_events",
+        "subtree_partial",
         "tags",
         "transitions",
         "type",
@@ -153,6 +155,10 @@ class StateNode:
         self.description: str | None = None
         self.ancestors: tuple[StateNode, ...] = ()
         self._candidates: dict[str, tuple[Transition, ...]] = {}
+        # Event types handled by this state or a descendant, and whether any of them uses
+        # a wildcard: selection skips a subtree that cannot handle the event at all.
+        self.subtree_events: frozenset[str] = frozenset()
+        self.subtree_partial = False
 
     @property
     def is_atomic(self) -> bool:
@@ -163,6 +169,11 @@ class StateNode:
         descriptor first, then wildcard descriptors, longest first."""
         found = self._candidates.get(event_type)
         if found is None:
+            if not self.subtree_partial:  # no wildcard here: the exact list is the answer
+                found = tuple(self.transitions.get(event_type, ()))
+                if len(self._candidates) < 4096:
+                    self._candidates[event_type] = found
+                return found
             exact = self.transitions.get(event_type, [])
             partial = sorted(
                 (d for d in self.transitions if d != event_type and matches_descriptor(event_type, d)),

@@ -96,6 +96,7 @@ class Step:
         "cacheable",
         "children",
         "context",
+        "covered",
         "domains",
         "effects",
         "error",
@@ -161,6 +162,7 @@ class Step:
         self.microsteps = 0
         self.on_microstep: Callable[[dict[str, Any]], None] | None = None
         self.domains: dict[Transition, StateNode | None] = {}
+        self.covered: set[StateNode] = set()
         self.event: Mapping[str, Any] = {}
         self.recent: deque[StateNode] | None = None if replay else deque(maxlen=16)
 
@@ -223,12 +225,18 @@ class Step:
     def select_transitions(self, event: Mapping[str, Any]) -> list[Transition]:
         """Walk the configuration from the root; a state's own transitions apply only when
         none of its active descendants handles the event."""
+        etype = event["type"]
+        root = self.model.root
+        if etype not in root.subtree_events and not root.subtree_partial:
+            return []  # nothing in the machine handles this event
         children: dict[StateNode, list[StateNode]] = {}
         for node in self.nodes:
             if node.parent is not None:
                 children.setdefault(node.parent, []).append(node)
 
         def visit(node: StateNode) -> list[Transition]:
+            if etype not in node.subtree_events and not node.subtree_partial:
+                return []
             kids = children.get(node)
             if not kids:
                 return self.first_enabled(node, event)
@@ -332,11 +340,12 @@ class Step:
     def entry_set(self, transitions: list[Transition]) -> tuple[dict[StateNode, None], set[StateNode]]:
         to_enter: dict[StateNode, None] = {}
         default_entry: set[StateNode] = set()
+        self.covered = set()
         for t in transitions:
             domain = self.domains[t] if t in self.domains else self.transition_domain(t)
             for s in t.targets or ():
                 if s.type != HISTORY and (t.source is not s or t.source is not domain or t.reenter):
-                    to_enter[s] = None
+                    self.enter(s, to_enter)
                     default_entry.add(s)
                 self.add_descendant_states_to_enter(s, to_enter, default_entry)
             for s in self.effective_targets(t):
@@ -347,6 +356,12 @@ class Step:
                 self.add_ancestor_states_to_enter(to_enter, default_entry, ancestors, reentrancy)
         return to_enter, default_entry
 
+    def enter(self, state: StateNode, to_enter: dict[StateNode, None]) -> None:
+        """Add to the entry set, remembering the state's ancestors as covered: "does the
+        entry set hold a descendant of this region?" is then one set lookup."""
+        to_enter[state] = None
+        self.covered.update(state.ancestors)
+
     def add_descendant_states_to_enter(
         self, node: StateNode, to_enter: dict[StateNode, None], default_entry: set[StateNode]
     ) -> None:
@@ -356,14 +371,14 @@ class Step:
             remembered = self.history.get(node.id)
             if remembered is not None:
                 for s in remembered:
-                    to_enter[s] = None
+                    self.enter(s, to_enter)
                     self.add_descendant_states_to_enter(s, to_enter, default_entry)
                 for s in remembered:
                     self.add_ancestor_states_to_enter(to_enter, default_entry, proper_ancestors(s, parent), None)
             elif node.history_default is not None:
                 default = node.history_default
                 for s in default.targets or ():
-                    to_enter[s] = None
+                    self.enter(s, to_enter)
                     if default is parent.initial:
                         default_entry.add(parent)
                     self.add_descendant_states_to_enter(s, to_enter, default_entry)
@@ -373,14 +388,14 @@ class Step:
             assert node.initial is not None and node.initial.targets
             initial = node.initial.targets[0]
             if initial.type != HISTORY:
-                to_enter[initial] = None
+                self.enter(initial, to_enter)
                 default_entry.add(initial)
             self.add_descendant_states_to_enter(initial, to_enter, default_entry)
             self.add_ancestor_states_to_enter(to_enter, default_entry, proper_ancestors(initial, node), None)
         elif node.type == PARALLEL:
             for child in node.children:
-                if not any(s.is_descendant_of(child) for s in to_enter):
-                    to_enter[child] = None
+                if child not in self.covered:
+                    self.enter(child, to_enter)
                     default_entry.add(child)
                     self.add_descendant_states_to_enter(child, to_enter, default_entry)
 
@@ -399,14 +414,12 @@ class Step:
             for anc in state.ancestors:
                 if anc in self.nodes or anc in to_enter:
                     continue
-                to_enter[anc] = None
+                self.enter(anc, to_enter)
                 pending.append(anc)
                 if anc.type == PARALLEL:
                     for child in anc.children:
-                        if child not in self.nodes and not any(
-                            s.is_descendant_of(child) or s is child for s in to_enter
-                        ):
-                            to_enter[child] = None
+                        if child not in self.nodes and child not in self.covered and child not in to_enter:
+                            self.enter(child, to_enter)
                             self.add_descendant_states_to_enter(child, to_enter, default_entry)
 
     def add_ancestor_states_to_enter(
@@ -418,11 +431,11 @@ class Step:
     ) -> None:
         for anc in ancestors:
             if anc.is_descendant_of(reentrancy_domain):
-                to_enter[anc] = None
+                self.enter(anc, to_enter)
             if anc.type == PARALLEL:
                 for child in anc.children:
-                    if not any(s.is_descendant_of(child) for s in to_enter):
-                        to_enter[child] = None
+                    if child not in self.covered:
+                        self.enter(child, to_enter)
                         self.add_descendant_states_to_enter(child, to_enter, default_entry)
 
     def exit_states(self, transitions: list[Transition], event: Mapping[str, Any]) -> None:
