@@ -251,8 +251,13 @@ class Machine:
                 if end.microsteps == 0 and step.status == snapshot[3]:
                     return snapshot, step.effects
                 return step.snapshot(self, end.config), step.effects
+            known = step.known
+        else:
+            known = None
         step = Step(model, self.impl, snapshot, now)
         step.on_microstep = on_microstep
+        if known:
+            step.known = known
         if not self._plans.full:
             step.rec = []
         try:

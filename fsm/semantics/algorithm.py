@@ -103,6 +103,7 @@ class Step:
         "event",
         "history",
         "impl",
+        "known",
         "microsteps",
         "model",
         "mutated",
@@ -163,6 +164,9 @@ class Step:
         self.on_microstep: Callable[[dict[str, Any]], None] | None = None
         self.domains: dict[Transition, StateNode | None] = {}
         self.covered: set[StateNode] = set()
+        # Guard outcomes already decided for this event (by a replay that ran out of
+        # recording): the slow path takes them in order instead of calling guards twice.
+        self.known: deque[tuple[g.Guard, bool]] = deque()
         self.event: Mapping[str, Any] = {}
         self.recent: deque[StateNode] | None = None if replay else deque(maxlen=16)
 
@@ -198,6 +202,17 @@ class Step:
             return bool(guard.fn(self.context, event, params or {}))
         raise StepError(f"unknown guard {guard!r}")
 
+    def decided(self, guard: g.Guard, event: Mapping[str, Any]) -> bool:
+        """A top-level guard's outcome: known from the replay that preceded this slow
+        path, else evaluated now."""
+        known = self.known
+        if known:
+            first, outcome = known.popleft()
+            if first is guard:
+                return outcome
+            known.clear()  # out of step (cannot happen for a deterministic step): evaluate
+        return self.evaluate(guard, event)
+
     def first_enabled(self, node: StateNode, event: Mapping[str, Any]) -> list[Transition]:
         """XState ``StateNode.next``: the first candidate whose guard passes."""
         for t in node.candidates(event["type"]):
@@ -205,7 +220,7 @@ class Step:
             if guard is None:
                 return [t]
             try:
-                ok = self.evaluate(guard, event)
+                ok = self.decided(guard, event)
             except Exception as exc:
                 raise StepError(
                     f"guard {guard.label()!r} failed in the transition for event {event['type']!r} "
@@ -258,7 +273,7 @@ class Step:
                     if t.guard is None:
                         found = t
                         break
-                    ok = self.evaluate(t.guard, event)
+                    ok = self.decided(t.guard, event)
                     if self.rec is not None:
                         self.rec.append((OP_GUARD, t.guard, ok, None, t))
                     if ok:

@@ -173,6 +173,7 @@ def replay(step: Step, root: Node, event: Mapping[str, Any]) -> End | None:
     node: Node | None = root
     current = event
     effects = step.effects
+    micro: list[dict[str, Any]] = []  # reported only if the whole recording applies
     while node is not None:
         for op in node.ops:
             code = op[0]
@@ -191,7 +192,7 @@ def replay(step: Step, root: Node, event: Mapping[str, Any]) -> End | None:
                 step.run_actions(op[1], current, op[2])
             elif code == OP_MICRO:
                 if step.on_microstep is not None:
-                    step.on_microstep({"event": current, **op[1]})
+                    micro.append({"event": current, **op[1]})
             elif code == OP_STOP:
                 step.stop_child(op[1], current)
             elif code == OP_SPAWN:
@@ -217,7 +218,13 @@ def replay(step: Step, root: Node, event: Mapping[str, Any]) -> End | None:
             else:  # pragma: no cover - every code is handled above
                 return None
         if node.end is not None:
-            return node.end if not step.queue else None
+            if step.queue:
+                return None
+            hook = step.on_microstep
+            if hook is not None:
+                for info in micro:
+                    hook(info)
+            return node.end
         branch = node.branch
         if branch is None:
             return None
@@ -227,6 +234,9 @@ def replay(step: Step, root: Node, event: Mapping[str, Any]) -> End | None:
                 outcome: Any = bool(fast[0](step.context, current, fast[1]))
             else:
                 outcome = step.evaluate(branch[1], current)
+            # if the recording stops here, the slow path reuses these outcomes instead of
+            # calling the guards again
+            step.known.append((branch[1], outcome))
         else:
             if not step.queue:
                 return None
