@@ -12,31 +12,16 @@ it (the same trap GitHub Actions files fall into).
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import re
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from fsm.errors import LoadError, Problem
 
 MAX_NODES = 2_000_000
 MAX_DEPTH = 2_000
-
-_BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _Loader(_BaseLoader):
-    """SafeLoader with YAML 1.2 scalars: ``on``/``off``/``yes``/``no`` and dates stay strings."""
-
-
-# YAML 1.1 booleans (yes/no/on/off) and timestamps are not JSON; keep them as strings.
-_DROPPED_TAGS = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _DROPPED_TAGS]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
 
 
 def _construct_map(loader: Any, node: Any) -> Any:
@@ -50,12 +35,30 @@ def _construct_map(loader: Any, node: Any) -> Any:
         data[_key_text(key)] = loader.construct_object(value_node, deep=False)
 
 
-_Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool",
-    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-    list("tTfF"),
-)
+@functools.cache
+def _loader() -> type:
+    """The YAML loader, built on first use: PyYAML costs ~20 ms to import, which every
+    ``import fsm`` would otherwise pay even when it only ever reads JSON."""
+    import yaml
+
+    base: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class Loader(base):
+        """SafeLoader with YAML 1.2 scalars: ``on``/``off``/``yes``/``no`` and dates stay strings."""
+
+    # YAML 1.1 booleans (yes/no/on/off) and timestamps are not JSON; keep them as strings.
+    dropped = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag not in dropped]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:bool",
+        re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+        list("tTfF"),
+    )
+    return Loader
 
 
 def _fail(source: str | None, message: str, line: int | None = None) -> LoadError:
@@ -74,8 +77,10 @@ def parse_json(text: str, source: str | None = None) -> Any:
 
 
 def parse_yaml(text: str, source: str | None = None) -> Any:
+    import yaml
+
     try:
-        data = yaml.load(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_loader())
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         raise _fail(source, f"invalid YAML: {exc.problem or exc}", line) from None
@@ -86,17 +91,17 @@ def parse_yaml(text: str, source: str | None = None) -> Any:
     return check_document(data, source)
 
 
-def read_file(path: str | Path) -> Any:
+def read_file(path: str | os.PathLike[str]) -> Any:
     """Parse a .json, .yaml or .yml file into plain data."""
-    p = Path(path)
-    source = str(path)
+    source = os.fspath(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with open(source, encoding="utf-8") as f:
+            text = f.read()
     except FileNotFoundError:
         raise _fail(source, "file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise _fail(source, f"cannot read the file: {exc}") from None
-    suffix = p.suffix.lower()
+    suffix = os.path.splitext(source)[1].lower()
     if suffix == ".json":
         return parse_json(text, source)
     if suffix in (".yaml", ".yml"):

@@ -9,15 +9,11 @@ effects they return.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fsm import loading
-from fsm import schema as schema_mod
 from fsm.errors import DefinitionError, FsmError, ImplementationError, Problem, StepError
 from fsm.model.build import build_model
 from fsm.model.nodes import Model, StateNode, Transition
@@ -28,6 +24,9 @@ from fsm.semantics.plans import replay as replay_plan
 from fsm.semantics.snapshot import ACTIVE, ERROR, Effect, Snapshot, Timer, intern_configuration, snapshot_from_dict
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+    from pathlib import Path
+
     from fsm.runtime.actor import Actor
     from fsm.runtime.clock import Clock
     from fsm.runtime.durable import DurableActor
@@ -62,6 +61,8 @@ class Machine:
         Raises :class:`~fsm.errors.DefinitionError` listing every problem with its path.
         """
         loading.check_document(definition, source)
+        from fsm import schema as schema_mod  # deferred: compiling the validator costs ~15 ms
+
         problems = schema_mod.validate(definition)
         if problems:
             raise DefinitionError(problems + _structural_problems(definition, problems), source)
@@ -101,6 +102,8 @@ class Machine:
         instance is known to run the definition it started with."""
         if self._version is None:
             canonical = json.dumps(self.model.definition, sort_keys=True, separators=(",", ":"))
+            import hashlib
+
             self._version = hashlib.sha256(canonical.encode()).hexdigest()[:16]
         return self._version
 
@@ -462,6 +465,8 @@ def _structural_problems(definition: Any, known: list[Problem]) -> list[Problem]
     """Structural problems of a definition the schema already rejected, so one run
     reports everything it can. The builder may trip over the malformed parts; then only
     the schema's problems are reported."""
+    from fsm import schema as schema_mod
+
     if not isinstance(definition, Mapping) or _deeper_than(definition, schema_mod.MAX_DEPTH):
         return []
     try:

@@ -436,7 +436,7 @@ def _kind(value: Any) -> str:
 def _yaml_duplicates(text: str) -> list[Problem]:
     """Duplicate mapping keys (YAML keeps the last one silently) with their paths."""
     try:
-        root = yaml.compose(text, Loader=loading._Loader)
+        root = yaml.compose(text, Loader=loading._loader())
     except yaml.YAMLError:
         return []  # parse_yaml has reported it
     problems: list[Problem] = []

@@ -8,7 +8,6 @@ here, ALL at once, each as a :class:`~fsm.errors.Problem` naming its JSON path.
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 from collections.abc import Callable
@@ -541,6 +540,8 @@ def _all_transitions(node: StateNode) -> list[Transition]:
 
 
 def _suggest(word: str, options: list[str]) -> str:
+    import difflib
+
     close = difflib.get_close_matches(word, options, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

@@ -17,7 +17,6 @@ as XState v5 does, and stops.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
 import threading
@@ -32,12 +31,12 @@ from typing import TYPE_CHECKING, Any
 from fsm.actions import PARENT
 from fsm.errors import FsmError, StepError
 from fsm.runtime.clock import Clock, TimerHandle, default_clock
-from fsm.runtime.services import Child, start_service
 from fsm.semantics import events
 from fsm.semantics.snapshot import ACTIVE, DONE, ERROR, STOPPED, Effect, Snapshot, Timer
 
 if TYPE_CHECKING:
     from fsm.machine import Machine
+    from fsm.runtime.services import Child
 
 log = logging.getLogger("fsm.runtime")
 
@@ -408,6 +407,8 @@ class ActorBase:
             error = events.error_actor(child_id, FsmError(f"service {src!r} is not provided"))
             self._enqueue(("event", (error, None)))
             return
+        from fsm.runtime.services import start_service  # services need threads/asyncio: load on use
+
         start_service(self, child_id, impl, input_)
 
     def _enqueue(self, item: MailItem) -> None:
@@ -627,6 +628,8 @@ class Actor(ActorBase):
 def _finish(result: Any) -> None:
     """A synchronous actor runs an async action to completion where it stands."""
     if result is not None and inspect.isawaitable(result):
+        import asyncio
+
         try:
             asyncio.get_running_loop()
         except RuntimeError:
