@@ -99,18 +99,43 @@ class Assign(BuiltinAction):
         else:
             raise TypeError("assign() takes a function returning a dict of updates, or a dict")
 
-    def resolve(self, scope: ActionScope, params: Mapping[str, Any]) -> None:
-        ctx, ev = scope.context, scope.event
+    def updates(
+        self, ctx: Mapping[str, Any], ev: Mapping[str, Any], params: Mapping[str, Any]
+    ) -> Mapping[str, Any] | None:
         if self.whole is not None:
             updates = self.whole.get(ctx, ev, params)
-            if updates is None:
-                return
-            if not isinstance(updates, Mapping):
-                raise TypeError(f"an assign function must return a dict of updates, got {type(updates).__name__}")
+            # `type(...) is dict` first: the ABC isinstance check costs more than the
+            # whole context merge, and assign functions return plain dicts.
+            if updates is not None and type(updates) is not dict and not isinstance(updates, Mapping):
+                raise _not_updates(updates)
+            return updates
+        assert self.per_key is not None
+        return {k: v.get(ctx, ev, params) for k, v in self.per_key}
+
+    def resolve(self, scope: ActionScope, params: Mapping[str, Any]) -> None:
+        updates = self.updates(scope.context, scope.event, params)
+        if updates is not None:
             scope.assign(updates)
-        else:
+
+    def updated(self, ctx: dict[str, Any], ev: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+        """The context after this assignment (a new dict; ``ctx`` is left as it was):
+        for replays that keep the context in a local instead of a step."""
+        whole = self.whole
+        if whole is None:
             assert self.per_key is not None
-            scope.assign({k: v.get(ctx, ev, params) for k, v in self.per_key})
+            return {**ctx, **{k: v.get(ctx, ev, params) for k, v in self.per_key}}
+        updates = whole.get(ctx, ev, params)
+        if type(updates) is dict:
+            return {**ctx, **updates}
+        if updates is None:
+            return ctx
+        if not isinstance(updates, Mapping):
+            raise _not_updates(updates)
+        return {**ctx, **updates}
+
+
+def _not_updates(updates: Any) -> TypeError:
+    return TypeError(f"an assign function must return a dict of updates, got {type(updates).__name__}")
 
 
 class Raise(BuiltinAction):

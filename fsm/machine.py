@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ from fsm.model.build import build_model
 from fsm.model.nodes import Model, StateNode, Transition
 from fsm.semantics import events
 from fsm.semantics.algorithm import Implementations, Step, initial_step, initial_targets
-from fsm.semantics.plans import End, Node, PlanCache
+from fsm.semantics.plans import End, Node, PlanCache, replay_lean
 from fsm.semantics.plans import replay as replay_plan
 from fsm.semantics.snapshot import ACTIVE, ERROR, Effect, Snapshot, Timer, intern_configuration, snapshot_from_dict
 
@@ -247,14 +248,27 @@ class Machine:
                     for op in root.ops:
                         on_microstep({"event": ev, **op[1]})
                 return tuple.__new__(Snapshot, (self, end.config, *snapshot[2:])), []
-            step = Step(model, self.impl, snapshot, now, replay=True)
-            step.on_microstep = on_microstep
-            end = self._replay(step, root, ev)
-            if end is not None:
-                if end.microsteps == 0 and step.status == snapshot[3]:
-                    return snapshot, step.effects
-                return step.snapshot(self, end.config), step.effects
-            known = step.known
+            if root.lean and on_microstep is None:
+                decided: list[tuple[Any, bool]] = []
+                try:
+                    lean = replay_lean(root, snapshot[2], ev, decided)
+                except Exception:  # the slow path decides (and raises)
+                    lean = None
+                if lean is not None:
+                    end, context, effects = lean
+                    if end.microsteps == 0:
+                        return snapshot, effects
+                    return tuple.__new__(Snapshot, (self, end.config, context, *snapshot[3:])), effects
+                known = deque(decided)
+            else:
+                step = Step(model, self.impl, snapshot, now, replay=True)
+                step.on_microstep = on_microstep
+                end = self._replay(step, root, ev)
+                if end is not None:
+                    if end.microsteps == 0 and step.status == snapshot[3]:
+                        return snapshot, step.effects
+                    return step.snapshot(self, end.config), step.effects
+                known = step.known
         else:
             known = None
         step = Step(model, self.impl, snapshot, now)

@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any
+from unittest import mock
 
 from hypothesis import event, given, note
 from hypothesis import strategies as st
 
+import fsm.machine
 from fsm import Actor, InfiniteLoopError, Machine, StepError, VirtualClock
 from fsm.model.nodes import COMPOUND, HISTORY, PARALLEL, Model
+from fsm.semantics import plans
 from fsm.semantics.snapshot import Snapshot, check_configuration
 from fsm.testing.convention import GUARDS, Recorder, provide
 from fsm.testing.strategies import statecharts, steps_for
@@ -176,6 +179,28 @@ def test_pure_api_is_legal_restorable_and_agrees_with_the_actor(case: dict[str, 
             assert a["status"] == b["status"] == "error"
             a, b = dict(a, error=None), dict(b, error=None)
         assert a == b
+
+
+@given(cases())
+def test_recorded_plans_replay_exactly_what_the_slow_path_does(case: dict[str, Any]) -> None:
+    """The fast path (recorded plans, lean replays without a Step) against the full
+    algorithm alone: the steps are repeated so that most of them are replays, and the
+    trace (snapshots, actions run, events emitted) must be the same as with recording
+    switched off."""
+    case = {**case, "steps": case["steps"] * 3}
+    lean = fsm.machine.replay_lean
+    replays = [0]
+
+    def counted(*args: Any) -> Any:
+        replays[0] += 1
+        return lean(*args)
+
+    with mock.patch.object(fsm.machine, "replay_lean", counted):
+        fast = record_actor_run(case)
+    with mock.patch.object(plans, "ENABLED", False):
+        slow = record_actor_run(case)
+    assert fast == slow
+    event(f"lean replays: {min(replays[0], 3)}{'+' if replays[0] >= 3 else ''}")
 
 
 class GuardBoom(Exception):

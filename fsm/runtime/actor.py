@@ -69,6 +69,7 @@ def current_effect() -> EffectInfo | None:
 
 
 _ACCEPTS: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+_NO_EFFECTS: list[Effect] = []  # never appended to
 _EMPTY: Mapping[str, Any] = MappingProxyType({})  # the params of an action given without any
 _FLAG = "_fsm_takes_effect"
 
@@ -597,15 +598,19 @@ class Actor(ActorBase):
 
     def _apply(self, before: Snapshot | None, snapshot: Snapshot, effects: list[Effect], event: dict[str, Any]) -> None:
         plain = not self._inspectors
+        deferred = False
+        # Effects are indexed, not read by field name: this loop runs once per action
+        # (type 0, params 1, context 2, event 3, builtin 4, fn 5).
         for effect in effects:
-            if effect.builtin and effect.type != "xstate.log":
+            if effect[4] and effect[0] != "xstate.log":
+                deferred = True  # built-ins other than log run after the commit
                 continue
             try:
-                fn = effect.fn
+                fn = effect[5]
                 if plain and fn is not None and getattr(fn, _FLAG, None) is False:
                     # the common case: a plain function known not to take `effect`
-                    params = effect.params
-                    result = fn(effect.context, effect.event, _EMPTY if params is None else params)
+                    params = effect[1]
+                    result = fn(effect[2], effect[3], _EMPTY if params is None else params)
                 else:
                     result = self._call(effect)
                 if result is not None:
@@ -613,7 +618,7 @@ class Actor(ActorBase):
             except Exception as exc:
                 self._fail(before, self._action_error(effect, event, exc))
                 return
-        self._commit(snapshot, effects, event)
+        self._commit(snapshot, effects if deferred else _NO_EFFECTS, event)
 
     def _run_partial(self, effects: list[Effect]) -> None:
         """Custom actions XState would have run before a step failed."""

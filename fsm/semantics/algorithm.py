@@ -678,9 +678,8 @@ class Step:
     # ActionScope protocol (used by fsm.actions)
 
     def assign(self, updates: Mapping[str, Any]) -> None:
-        merged = dict(self.context)
-        merged.update(updates)
-        self.context = merged
+        # A new dict every time: the input snapshot's context must stay as it was.
+        self.context = {**self.context, **updates}
 
     def raise_internal(self, event: dict[str, Any]) -> None:
         self.queue.append(events.normalize(event))

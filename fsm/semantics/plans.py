@@ -15,8 +15,9 @@ did as a list of operations, and later steps replay them:
 
 A replay that reaches an outcome not recorded yet, or anything unexpected, gives up and
 the slow path runs from the untouched input snapshot (and records the new branch). The
-conformance and property tests run with plans on, and a test compares every replayed
-step with the slow path.
+conformance and property tests run with plans on, and a property test
+(tests/test_properties.py) runs generated machines with repeated events both ways and
+requires identical traces.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class End:
 class Node:
     """Straight-line operations, then either a branch on a guard / event type, or the end."""
 
-    __slots__ = ("branch", "branches", "end", "guard_fn", "ops", "static")
+    __slots__ = ("branch", "branches", "end", "guard_fn", "lean", "lean_ops", "ops", "static")
 
     def __init__(self, ops: tuple[tuple[Any, ...], ...]) -> None:
         self.ops = ops
@@ -83,6 +84,12 @@ class Node:
         # Only the configuration changes (no guard, no action, no event raised): the
         # step is a lookup, and needs no working state at all.
         self.static = False
+        # This node's operations when all of them are plain actions and assignments
+        # (else None), flattened; see replay_lean.
+        self.lean_ops: tuple[tuple[Any, ...], ...] | None = _lean_ops(ops)
+        # On a root: every recorded path is lean (lean nodes, branches on plain guard
+        # functions), so replay_lean can run the step without a Step.
+        self.lean = False
 
 
 class PlanCache:
@@ -113,9 +120,13 @@ class PlanCache:
                 return
             cuts = [i for i, op in enumerate(ops) if op[0] in BRANCHES]
             node = self.roots.get(key)
+            lean = True
             if node is None:
                 node = self._new(ops, 0, cuts[0] if cuts else len(ops))
                 self.roots[key] = node
+            else:
+                lean = node.lean
+            lean = lean and node.lean_ops is not None
             for cut in cuts:
                 op = ops[cut]
                 outcome = op[2] if op[0] == OP_GUARD else op[1]
@@ -127,10 +138,12 @@ class PlanCache:
                 if child is None:
                     child = self._new(ops, cut + 1, nxt)
                     node.branches[outcome] = child
+                lean = lean and node.guard_fn is not None and child.lean_ops is not None
                 node = child
             node.end = end
             root = self.roots[key]
             root.static = root.end is not None and all(op[0] == OP_MICRO for op in root.ops)
+            root.lean = lean
 
     def _new(self, ops: list[tuple[Any, ...]], start: int, stop: int) -> Node:
         self.size += 1
@@ -165,6 +178,42 @@ class PlanCache:
         if fn is None or isinstance(fn, Guard) or not callable(fn):
             return None
         return fn, guard.params
+
+
+def _lean_ops(ops: tuple[tuple[Any, ...], ...]) -> tuple[tuple[Any, ...], ...] | None:
+    out: list[tuple[Any, ...]] = []
+    for op in ops:
+        if op[0] == OP_FAST and all(item[0] == A_PLAIN or (item[0] == A_BUILTIN and item[3]) for item in op[1]):
+            out.extend(op[1])
+        elif op[0] != OP_MICRO:
+            return None
+    return tuple(out)
+
+
+def replay_lean(
+    root: Node, context: dict[str, Any], event: Mapping[str, Any], known: list[tuple[Any, bool]]
+) -> tuple[End, dict[str, Any], list[Effect]] | None:
+    """Replay a lean recording (``root.lean``): plain actions become effects, assignments
+    update a local context, guards are plain functions. No :class:`Step` is built, which
+    is most of the cost of a replay for the common guard + assign and entry/exit action
+    steps. Guard outcomes go to ``known`` so that on a miss (None) the slow path does not
+    call the guards again; exceptions propagate, and the caller runs the slow path."""
+    node: Node | None = root
+    effects: list[Effect] = []
+    while node is not None:
+        for kind, a, b, c in node.lean_ops:  # type: ignore[union-attr]
+            if kind == A_PLAIN:
+                effects.append(_new_effect(Effect, (a, b, context, event, False, c, ())))
+            else:
+                context = a.updated(context, event, b)
+        end = node.end
+        if end is not None:
+            return end, context, effects
+        fn, params = node.guard_fn  # type: ignore[misc]
+        outcome = bool(fn(context, event, params))
+        known.append((node.branch[1], outcome))  # type: ignore[index]
+        node = node.branches.get(outcome)
+    return None
 
 
 def replay(step: Step, root: Node, event: Mapping[str, Any]) -> End | None:
