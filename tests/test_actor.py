@@ -747,3 +747,68 @@ def test_actor_does_not_share_context_with_machine_definition() -> None:
     a.send("INC")
     assert a.snapshot.context == {"n": 1}
     assert b.snapshot.context == {"n": 0}
+
+
+TOGGLE = {"id": "t", "initial": "off", "states": {"off": {"on": {"T": "on"}}, "on": {"on": {"T": "off"}}}}
+
+
+def test_static_steps_through_send_keep_every_actor_rule() -> None:
+    """A string event that only changes the configuration takes send's shortest path
+    once its plan is recorded; it must still queue before start and while processing,
+    notify listeners, be ignored once stopped, and agree with the pure step function."""
+    machine = Machine.from_dict(TOGGLE)
+    actor = Actor(machine, clock=VirtualClock())
+    seen: list[Any] = []
+    actor.subscribe(lambda snap: seen.append(snap.value))
+    actor.send("T")  # before start: queued, processed by start
+    actor.start()
+    assert actor.snapshot.value == "on"
+    for _ in range(5):  # the first of these records the plans, the rest replay them
+        actor.send("T")
+    assert seen == ["off", "on", "off", "on", "off", "on", "off"]
+    actor.send("NOPE")  # recorded as handled by nothing: no new snapshot
+    assert seen[-1] == "off" and actor.snapshot.value == "off"
+
+    pure, _ = machine.initial_transition()
+    for _ in range(6):
+        pure, _ = machine.transition(pure, "T")
+    assert actor.snapshot.to_dict() == pure.to_dict()
+    actor.stop()
+    actor.send("T")
+    assert actor.snapshot.status == "stopped" and actor.snapshot.value == "off"
+
+
+def test_static_step_sent_from_an_action_is_queued() -> None:
+    holder: list[Actor] = []
+
+    def kick(ctx: Any, ev: Any, params: Any) -> None:
+        holder[0].send("T")  # a recorded static step from b, sent while K is processing
+
+    machine = Machine.from_dict(
+        {
+            "id": "m",
+            "initial": "b",
+            "states": {"b": {"on": {"T": "c", "K": {"actions": "kick"}}}, "c": {"on": {"T": "b"}}},
+        }
+    ).provide(actions={"kick": kick})
+    actor = start(machine)
+    holder.append(actor)
+    actor.send("T")
+    actor.send("T")  # (b, T) and (c, T) are recorded now
+    assert actor.snapshot.value == "b"
+    actor.send("K")  # K's step ends in b; only then may the queued T take it to c
+    assert actor.snapshot.value == "c"
+
+
+def test_static_step_sent_before_start_to_a_restored_actor_waits_for_start() -> None:
+    machine = Machine.from_dict(TOGGLE)
+    warm = start(machine)
+    warm.send("T")
+    warm.send("T")  # records (off, T) and (on, T)
+    actor = Actor(machine, snapshot=warm.snapshot, clock=VirtualClock())
+    seen: list[Any] = []
+    actor.subscribe(lambda snap: seen.append(snap.value))
+    actor.send("T")
+    assert seen == []
+    actor.start()
+    assert seen == ["off", "on"]
