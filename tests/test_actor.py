@@ -812,3 +812,60 @@ def test_static_step_sent_before_start_to_a_restored_actor_waits_for_start() -> 
     assert seen == []
     actor.start()
     assert seen == ["off", "on"]
+
+
+def test_python_action_creators_work_as_implementations() -> None:
+    """fsm.send_to / send_parent / raise_event(delay, id) / cancel / emit / log, given
+    through provide() instead of their JSON forms."""
+    child = Machine.from_dict(
+        {"id": "kid", "initial": "idle", "states": {"idle": {"on": {"PING": {"actions": "pong"}}}}}
+    ).provide(actions={"pong": fsm.send_parent(lambda ctx, ev, params: {"type": "PONG", "n": ev["n"]})})
+    logged: list[tuple[Any, ...]] = []
+    parent = Machine.from_dict(
+        {
+            "id": "parent",
+            "initial": "on",
+            "context": {"pongs": [], "late": 0},
+            "states": {
+                "on": {
+                    "invoke": {"id": "kid", "src": "kid"},
+                    "on": {
+                        "ASK": {"actions": "ping"},
+                        "PONG": {"actions": ["keep", "shout", "note"]},
+                        "ARM": {"actions": "arm"},
+                        "DISARM": {"actions": "disarm"},
+                        "LATE": {"actions": "countLate"},
+                    },
+                }
+            },
+        }
+    ).provide(
+        services={"kid": child},
+        actions={
+            "ping": fsm.send_to("kid", lambda ctx, ev, params: {"type": "PING", "n": len(ctx["pongs"]) + 1}),
+            "keep": fsm.assign(lambda ctx, ev, params: {"pongs": [*ctx["pongs"], ev["n"]]}),
+            "shout": fsm.emit(lambda ctx, ev, params: {"type": "SHOUT", "n": ev["n"]}),
+            "note": fsm.log(lambda ctx, ev, params: f"pongs={ctx['pongs']}", label="parent"),
+            "arm": fsm.raise_event("LATE", delay=100, id="late"),
+            "disarm": fsm.cancel("late"),
+            "countLate": fsm.assign(lambda ctx, ev, params: {"late": ctx["late"] + 1}),
+        },
+    )
+    clock = VirtualClock()
+    actor = Actor(parent, clock=clock, logger=lambda *args: logged.append(args))
+    shouts: list[dict[str, Any]] = []
+    actor.on("SHOUT", shouts.append)
+    actor.start()
+    actor.send("ASK")
+    actor.send("ASK")
+    assert actor.snapshot.context["pongs"] == [1, 2]
+    assert shouts == [{"type": "SHOUT", "n": 1}, {"type": "SHOUT", "n": 2}]
+    assert logged == [("parent", "pongs=[1]"), ("parent", "pongs=[1, 2]")]
+
+    actor.send("ARM")
+    clock.advance(100)
+    assert actor.snapshot.context["late"] == 1
+    actor.send("ARM")
+    actor.send("DISARM")
+    clock.advance(1000)
+    assert actor.snapshot.context["late"] == 1 and actor.snapshot.timers == ()

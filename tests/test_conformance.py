@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +21,15 @@ from hypothesis import HealthCheck, given, settings
 from fsm.loading import read_file
 from fsm.testing.convention import GUARDS, run_case
 from fsm.testing.strategies import conformance_cases
-from fsm.testing.xstate_oracle import XStateOracle, node_available
+from fsm.testing.xstate_oracle import XStateOracle
 
 MACHINES = Path(__file__).resolve().parents[1] / "machines"
 EXAMPLES = int(os.environ.get("FSM_CONFORMANCE_EXAMPLES", "0")) or max(200, settings.default.max_examples)
 
 
 @pytest.fixture(scope="module")
-def oracle() -> Iterator[XStateOracle]:
-    reason = node_available()
-    if reason is not None:
-        if os.environ.get("FSM_REQUIRE_NODE"):
-            pytest.fail(f"the XState oracle is required here (FSM_REQUIRE_NODE is set) but: {reason}")
-        pytest.skip(f"XState oracle unavailable: {reason}")
-    with XStateOracle() as running:
-        yield running
+def oracle(xstate_oracle: XStateOracle) -> XStateOracle:
+    return xstate_oracle
 
 
 def describe_disagreement(case: dict[str, Any], ref: dict[str, Any], mine: dict[str, Any]) -> str:

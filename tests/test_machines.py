@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 import fsm
-from fsm.testing.xstate_oracle import XStateOracle, node_available
+from fsm.testing.xstate_oracle import XStateOracle
 
 ROOT = Path(__file__).resolve().parents[1]
 MACHINES = ROOT / "machines"
@@ -918,12 +918,8 @@ def test_player_shallow_and_deep_differ_from_the_same_place() -> None:
 
 
 @pytest.fixture(scope="module")
-def xstate() -> Iterator[XStateOracle]:
-    reason = node_available()
-    if reason is not None:
-        pytest.skip(f"XState oracle unavailable: {reason}")
-    with XStateOracle(timeout=30) as oracle:
-        yield oracle
+def xstate(xstate_oracle: XStateOracle) -> XStateOracle:
+    return xstate_oracle
 
 
 @pytest.mark.parametrize("scenario", [pytest.param(s, id=s.id) for s in SCENARIOS if s.file == "history_player.yaml"])

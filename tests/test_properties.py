@@ -17,7 +17,7 @@ from hypothesis import event, given, note
 from hypothesis import strategies as st
 
 import fsm.machine
-from fsm import Actor, InfiniteLoopError, Machine, StepError, VirtualClock
+from fsm import Actor, EventError, InfiniteLoopError, Machine, StepError, VirtualClock
 from fsm.model.nodes import COMPOUND, HISTORY, PARALLEL, Model
 from fsm.semantics import plans
 from fsm.semantics.snapshot import Snapshot, check_configuration
@@ -203,6 +203,39 @@ def test_recorded_plans_replay_exactly_what_the_slow_path_does(case: dict[str, A
         slow = record_actor_run(case)
     assert fast == slow
     event(f"lean replays: {min(replays[0], 3)}{'+' if replays[0] >= 3 else ''}")
+
+
+def _without(keys: tuple[str, ...], node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without(keys, v) for k, v in node.items() if k not in keys}
+    if isinstance(node, list):
+        return [_without(keys, v) for v in node]
+    return node
+
+
+@given(cases())
+def test_rejected_and_unhandled_events_change_nothing(case: dict[str, Any]) -> None:
+    """At every point of a run: an event nothing handles returns the very same snapshot
+    and no effects, and a malformed event is refused with EventError, the snapshot
+    untouched. Wildcard transitions are removed, so that nothing handles ``UNKNOWN``, and so
+    are ``always`` transitions: as in XState, they are re-checked after every event, even
+    an unhandled one, and their guards may read it (docs/semantics.md, Events)."""
+    case = {**case, "machine": _without(("*", "always"), case["machine"])}
+    machine = build(case)
+    for snap, _ in fold(machine, case["steps"]):
+        if snap.status != "active":
+            break
+        before = snap.to_dict()
+        after, effects = machine.transition(snap, "UNKNOWN")
+        assert after is snap and effects == []
+        for bad in ({"type": ""}, {"type": 7}, {"no": "type"}, "*"):
+            try:
+                machine.transition(snap, bad)
+            except EventError:
+                pass
+            else:
+                raise AssertionError(f"{bad!r} was accepted")
+        assert snap.to_dict() == before
 
 
 class GuardBoom(Exception):

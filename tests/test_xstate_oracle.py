@@ -8,7 +8,6 @@ The expected traces are derived by hand from XState v5's documented semantics an
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,19 +15,14 @@ import pytest
 from fsm.testing.xstate_oracle import (
     OracleCaseError,
     XStateOracle,
-    node_available,
 )
 
 Json = dict[str, Any]
 
 
 @pytest.fixture(scope="module")
-def oracle() -> Iterator[XStateOracle]:
-    reason = node_available()
-    if reason is not None:
-        pytest.skip(f"XState oracle unavailable: {reason}")
-    with XStateOracle(timeout=30) as o:
-        yield o
+def oracle(xstate_oracle: XStateOracle) -> XStateOracle:
+    return xstate_oracle
 
 
 def act(name: str, params: Any = None) -> Json:
