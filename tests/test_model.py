@@ -685,3 +685,25 @@ def test_state_node_identity() -> None:
     node: StateNode = m.state("bee")
     assert m.state("#bee") is node
     assert node.parent is m.model.root
+
+
+def test_a_dotted_id_shadowed_by_a_path_is_reported_by_analysis() -> None:
+    """``#x.y`` is the child ``y`` of ``#x`` (as in XState), even with a state whose id is
+    ``x.y``: loaded as XState does, and reported as a probable mistake."""
+    from fsm.testing.analysis import AMBIGUOUS_TARGET, analyze
+
+    definition = {
+        "id": "m",
+        "initial": "a",
+        "states": {
+            "a": {"on": {"GO": "#x.y", "ESCAPED": "#x\\.y", "DEFAULT_ID": "#m.b"}},
+            "b": {"id": "x.y", "on": {"BACK": "a"}},
+            "c": {"id": "x", "initial": "y", "states": {"y": {"on": {"BACK": "#m.a"}}}},
+        },
+    }
+    machine = Machine.from_dict(definition)
+    snap, _ = machine.initial_transition()
+    assert machine.transition(snap, "GO")[0].value == {"c": "y"}
+    assert machine.transition(snap, "ESCAPED")[0].value == "b"
+    found = [f for f in analyze(machine) if f.kind == AMBIGUOUS_TARGET]
+    assert [(f.path, "#x\\\\.y" in f.message) for f in found] == [("states.a.on.GO.target", True)]

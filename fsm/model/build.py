@@ -98,6 +98,7 @@ class Builder:
         self.configs: dict[StateNode, dict[str, Any]] = {}
         self.pointers: dict[StateNode, Pointer] = {}
         self.references: dict[tuple[str, str], list[str]] = {}
+        self.warnings: list[Problem] = []
         options = definition.get("options") or {}
         self.max_microsteps = int(max_microsteps or options.get("max_microsteps") or DEFAULT_MAX_MICROSTEPS)
 
@@ -150,6 +151,7 @@ class Builder:
             context=context,
             max_microsteps=self.max_microsteps,
             references=self.references,
+            warnings=self.warnings,
         )
 
     def make_node(self, key: str, config: dict[str, Any], parent: StateNode | None, pointer: Pointer) -> StateNode:
@@ -361,6 +363,8 @@ class Builder:
                 resolved.append(self.resolve_target(node, target))
             except _TargetError as exc:
                 self.problem(ptr, str(exc))
+            else:
+                self.check_dotted_id(target, resolved[-1], ptr)
         if len(resolved) > 1:
             self.check_compatible(resolved, pointer)
         return tuple(resolved)
@@ -377,6 +381,23 @@ class Builder:
                         f"targets #{a.id} and #{b.id} cannot be active at the same time "
                         f"(their closest common ancestor #{common.id} is not a parallel state)",
                     )
+
+    def check_dotted_id(self, target: str, found: StateNode, pointer: Pointer) -> None:
+        """``#a.b`` means the child ``b`` of the state with id ``a``, as in XState, even
+        when another state has the id ``a.b``: legal, but rarely what the author meant."""
+        if not target.startswith("#"):
+            return
+        named = self.by_id.get(target[1:])
+        if named is not None and named is not found:
+            escaped = "#" + target[1:].replace(".", "\\.")
+            self.warnings.append(
+                Problem(
+                    format_path(pointer),
+                    f"target {target!r} is the state #{found.id} (the id {split_path(target[1:])[0]!r}, then a path), "
+                    f"not the state whose id is {target[1:]!r}; to target that one write {escaped!r}",
+                    pointer,
+                )
+            )
 
     def resolve_target(self, node: StateNode, target: str) -> StateNode:
         """XState's target resolution: ``#id`` (then a relative path), ``.child`` relative

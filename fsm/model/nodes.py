@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fsm.actions import BuiltinAction
+from fsm.errors import Problem
 from fsm.guards import Guard
 
 ATOMIC = "atomic"
@@ -218,6 +219,8 @@ class Model:
     context: dict[str, Any]
     max_microsteps: int
     references: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    # Legal but probably unintended spellings (fsm.testing.analysis reports them).
+    warnings: list[Problem] = field(default_factory=list)
     # Interned configurations (see fsm.semantics.snapshot.Configuration), by state orders.
     configurations: dict[tuple[int, ...], Any] = field(default_factory=dict)
     # Validated configurations by their persisted list of state ids (restores).

@@ -38,7 +38,8 @@ DEAD_END = "dead_end"
 UNHANDLED_EVENT = "unhandled_event"
 NEVER_MATCHES = "never_matches"
 SHADOWED = "shadowed"
-KINDS = (UNREACHABLE, DEAD_END, UNHANDLED_EVENT, NEVER_MATCHES, SHADOWED)
+AMBIGUOUS_TARGET = "ambiguous_target"
+KINDS = (UNREACHABLE, DEAD_END, UNHANDLED_EVENT, NEVER_MATCHES, SHADOWED, AMBIGUOUS_TARGET)
 
 INTERNAL_PREFIX = "xstate."
 
@@ -236,7 +237,9 @@ def analyze(machine: Machine, *, events: Iterable[str] | None = None) -> list[Fi
       no final child, an ``xstate.*`` event the machine never generates, or (with
       ``events``) a descriptor matching none of the listed or raised events;
     - ``shadowed``: a transition listed after an unguarded one for the same event in
-      the same state; the unguarded one is always taken first.
+      the same state; the unguarded one is always taken first;
+    - ``ambiguous_target``: a target ``#a.b`` that, as in XState, means the child ``b``
+      of the state with id ``a``, while another state has the id ``a.b``.
     """
     known = list(events) if events is not None else None
     findings: list[Finding] = []
@@ -245,6 +248,7 @@ def analyze(machine: Machine, *, events: Iterable[str] | None = None) -> list[Fi
     findings.extend(_unhandled(machine, known))
     findings.extend(_never_matching(machine, known))
     findings.extend(_shadowed(machine))
+    findings.extend(Finding(AMBIGUOUS_TARGET, None, w.message, w.path) for w in machine.model.warnings)
     order = {node.id: node.order for node in machine.model.nodes}
     findings.sort(key=lambda f: (order.get(f.state_id or "", -1), KINDS.index(f.kind)))
     return findings
