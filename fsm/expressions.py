@@ -45,11 +45,16 @@ CONSTANTS: dict[str, Any] = {
 }
 
 
+class _Refused(ValueError):
+    """Work the language refuses (too large, or not allowed), as opposed to an ordinary
+    failure of the data (division by zero, a missing key)."""
+
+
 def _check_size(value: Any) -> Any:
     if isinstance(value, (str, list, tuple)) and len(value) > MAX_SEQUENCE:
-        raise ValueError(f"result longer than {MAX_SEQUENCE} items")
+        raise _Refused(f"result longer than {MAX_SEQUENCE} items")
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
-        raise ValueError(f"integer larger than {MAX_INT_BITS} bits")
+        raise _Refused(f"integer larger than {MAX_INT_BITS} bits")
     return value
 
 
@@ -76,27 +81,27 @@ def _weight(value: Any, limit: int = MAX_SEQUENCE) -> int:
 def _mul(a: Any, b: Any) -> Any:
     for seq, n in ((a, b), (b, a)):
         if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and _weight(seq) * max(n, 0) > MAX_SEQUENCE:
-            raise ValueError(f"result longer than {MAX_SEQUENCE} items")
+            raise _Refused(f"result longer than {MAX_SEQUENCE} items")
     return _check_size(a * b)
 
 
 def _mod(a: Any, b: Any) -> Any:
     if isinstance(a, (str, bytes)):
-        raise ValueError("string formatting with % is not allowed; build strings with +")
+        raise _Refused("string formatting with % is not allowed; build strings with +")
     return a % b
 
 
 def _pow(a: Any, b: Any) -> Any:
     if isinstance(b, (int, float)) and abs(b) > MAX_EXPONENT:
-        raise ValueError(f"exponent larger than {MAX_EXPONENT}")
+        raise _Refused(f"exponent larger than {MAX_EXPONENT}")
     if isinstance(a, int) and isinstance(b, int) and b > 0 and abs(a) > 1 and a.bit_length() * b > MAX_INT_BITS:
-        raise ValueError(f"integer larger than {MAX_INT_BITS} bits")
+        raise _Refused(f"integer larger than {MAX_INT_BITS} bits")
     return _check_size(a**b)
 
 
 def _add(a: Any, b: Any) -> Any:
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and _weight(a) + _weight(b) > MAX_SEQUENCE:
-        raise ValueError(f"result longer than {MAX_SEQUENCE} items")
+        raise _Refused(f"result longer than {MAX_SEQUENCE} items")
     return _check_size(a + b)
 
 
@@ -239,6 +244,9 @@ def _compile(source: str, path: str, names: set[str]) -> Compiled:
     return _Compiler(source, path, names).visit(tree.body)
 
 
+_VARIABLE = object()  # fold(): not a constant
+
+
 class _Compiler:
     def __init__(self, source: str, path: str, names: set[str]) -> None:
         self.source = source
@@ -298,14 +306,48 @@ class _Compiler:
 
         return subscript
 
+    def fold(self, node: ast.AST) -> Any:
+        """The value of arithmetic over literals (``10 ** 9``, ``'a' * 3``, ``-1``),
+        computed once, here, under the same limits as evaluation: work over the limits
+        that no data can change is refused at load, not at the first step that reaches
+        it. ``_VARIABLE`` when the value depends on the context, the event or a function
+        call, or when computing it fails in an ordinary way (left to evaluation)."""
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bool, type(None))):
+            return node.value
+        try:
+            if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+                value = self.fold(node.operand)
+                if value is _VARIABLE:
+                    return value
+                return -value if isinstance(node.op, ast.USub) else +value
+            if isinstance(node, ast.BinOp) and type(node.op) in BINOPS:
+                left = self.fold(node.left)
+                right = self.fold(node.right) if left is not _VARIABLE else _VARIABLE
+                if right is _VARIABLE:
+                    return _VARIABLE
+                return BINOPS[type(node.op)](left, right)
+        except _Refused as exc:
+            raise ExpressionError(f"it cannot be computed: {exc}", self.source, self.path) from None
+        except Exception:
+            # an ordinary failure (1 / 0): raised when evaluated, if ever (`x and 1 / 0`)
+            return _VARIABLE
+        return _VARIABLE
+
     def visit_BinOp(self, node: ast.BinOp) -> Compiled:
         op = BINOPS.get(type(node.op))
         if op is None:
             raise self.refuse(f"the operator {type(node.op).__name__}")
         left, right = self.visit(node.left), self.visit(node.right)
+        value = self.fold(node)
+        if value is not _VARIABLE:
+            return lambda env: value
         return lambda env: op(left(env), right(env))
 
     def visit_UnaryOp(self, node: ast.UnaryOp) -> Compiled:
+        value = self.fold(node)
+        if value is not _VARIABLE:
+            self.visit(node.operand)
+            return lambda env: value
         operand = self.visit(node.operand)
         if isinstance(node.op, ast.Not):
             return lambda env: not operand(env)
