@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -105,6 +106,53 @@ def test_run_reports_a_failing_machine_with_exit_code_3(tmp_path: Path) -> None:
     result = fsm("run", str(path), "-e", "GO")
     assert result.returncode == 3
     assert "ZeroDivisionError" in result.stderr or "division" in result.stderr
+
+
+def test_run_reads_events_from_a_json_lines_file(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        "# started by hand, then paused and resumed\n"
+        '{"type": "START"}\n'
+        "\n"
+        "  # an indented comment\n"
+        "PAUSE\n"
+        "RESUME\n"
+        'PROGRESS:{"pct": 40}\n'
+    )
+    result = fsm("run", "machines/workflow.yaml", "--events", str(events), "--json")
+    assert result.returncode == 0, result.stderr
+    steps = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [s["value"] for s in steps] == ["idle", "running", "paused", "running", "running"]
+    assert steps[-1]["context"] == {"progress": 40, "attempts": 1}
+
+
+def test_run_names_the_line_of_a_bad_event_in_the_file(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text("# comment\nSTART\nPROGRESS:{oops\n")
+    result = fsm("run", "machines/workflow.yaml", "--events", str(events))
+    assert result.returncode != 0
+    assert f"{events}:3:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_run_merges_context_over_the_definitions() -> None:
+    result = fsm(
+        "run", "machines/workflow.yaml", "--context", '{"attempts": 2, "owner": "ops"}', "-e", "START", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    steps = [json.loads(line) for line in result.stdout.splitlines()]
+    assert steps[0]["context"] == {"progress": 0, "attempts": 2, "owner": "ops"}
+    assert steps[1]["context"]["attempts"] == 3  # the machine's own assign ran on the given context
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` is not installed (apt-get install graphviz)")
+def test_diagram_writes_a_png(tmp_path: Path) -> None:
+    out = tmp_path / "light.png"
+    result = fsm("diagram", "machines/traffic_light.yaml", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    data = out.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(data) > 1000  # an image, not just a header
 
 
 @pytest.mark.parametrize(("fmt", "marker"), [("dot", "digraph"), ("mermaid", "stateDiagram-v2"), ("svg", "<svg")])

@@ -495,6 +495,7 @@ def test_svg_and_png() -> None:
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg and "flashing" in svg
     assert to_png(machine).startswith(b"\x89PNG\r\n\x1a\n")
     assert repr_svg(machine) == svg
+    assert machine._repr_svg_() == svg  # what Jupyter shows
 
 
 def test_missing_dot_is_a_clear_fsm_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -506,6 +507,7 @@ def test_missing_dot_is_a_clear_fsm_error(monkeypatch: pytest.MonkeyPatch, tmp_p
     with pytest.raises(GraphvizNotFound):
         to_png(machine)
     assert repr_svg(machine) is None  # notebooks fall back to the text repr
+    assert machine._repr_svg_() is None
     assert "digraph" in to_dot(machine)  # DOT text needs no binary
 
 
@@ -515,6 +517,7 @@ def test_missing_graphviz_package_is_a_clear_fsm_error(monkeypatch: pytest.Monke
     with pytest.raises(GraphvizNotFound, match=r"pip install 'fsm\[diagrams\]'"):
         to_dot(machine)
     assert repr_svg(machine) is None
+    assert machine._repr_svg_() is None
     assert to_mermaid(machine).startswith("stateDiagram-v2")
 
 
@@ -545,6 +548,8 @@ def big_machine(groups: int = 50, per_group: int = 9) -> dict[str, Any]:
 
 
 def test_500_states_export_quickly() -> None:
+    """Generating the text is fsm's work and must stay fast. Laying it out as SVG or PNG
+    is Graphviz's (about ten seconds for this machine) and is not measured here."""
     machine = fsm.Machine.from_dict(big_machine())
     assert len(machine.model.nodes) == 501
     start = time.perf_counter()
@@ -555,8 +560,8 @@ def test_500_states_export_quickly() -> None:
     elapsed_mermaid = time.perf_counter() - start
     print(f"\n501-state machine: DOT {elapsed * 1000:.0f} ms, Mermaid {elapsed_mermaid * 1000:.0f} ms")
     assert mermaid.count(" --> ") > 1400
-    assert elapsed < 2.0
-    assert elapsed_mermaid < 2.0
+    assert elapsed < 0.5
+    assert elapsed_mermaid < 0.5
     # NEXT, JUMP and `after` per leaf, RESET per group, and 51 initial markers.
     assert dot.count(" -> ") == 50 * 9 * 3 + 50 + 51
 

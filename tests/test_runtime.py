@@ -4,9 +4,11 @@ inspection adapters."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -247,25 +249,278 @@ def test_leaving_the_invoking_state_stops_the_child() -> None:
     assert "kid" not in actor.children and actor.snapshot.children == {}
 
 
+DELAYED_KID = {
+    "id": "kid",
+    "initial": "waiting",
+    "context": {"got": 0},
+    "states": {
+        "waiting": {
+            "on": {
+                "PING": {
+                    "actions": [
+                        {"type": "assign", "assignment": {"got": {"expr": "context.got + 1"}}},
+                        {"type": "sendParent", "event": {"type": "PONG", "n": {"expr": "context.got"}}, "delay": 500},
+                    ]
+                }
+            }
+        }
+    },
+}
+
+DELAYED_PARENT = {
+    "id": "parent",
+    "initial": "running",
+    "context": {"pongs": []},
+    "states": {
+        "running": {
+            "invoke": {"id": "kid", "src": "kid"},
+            "on": {
+                "ASK_LATER": {
+                    "actions": {"type": "sendTo", "to": "kid", "event": {"type": "PING"}, "delay": 1000, "id": "ping"}
+                },
+                "NEVER_MIND": {"actions": {"type": "cancel", "id": "ping"}},
+                "PONG": {"actions": {"type": "assign", "assignment": {"pongs": {"expr": "context.pongs + [event.n]"}}}},
+            },
+        }
+    },
+}
+
+
+def delayed_pair() -> tuple[fsm.VirtualClock, fsm.Actor]:
+    clock = fsm.VirtualClock()
+    machine = fsm.Machine.from_dict(DELAYED_PARENT).provide(services={"kid": fsm.Machine.from_dict(DELAYED_KID)})
+    return clock, machine.start(clock=clock)
+
+
+def test_a_delayed_send_to_a_child_arrives_when_due() -> None:
+    clock, actor = delayed_pair()
+    kid = actor.children["kid"].actor  # type: ignore[attr-defined]
+    actor.send("ASK_LATER")
+    clock.advance(999)
+    assert kid.snapshot.context == {"got": 0}
+    clock.advance(1)
+    assert kid.snapshot.context == {"got": 1}
+    assert actor.snapshot.timers == ()
+
+
+def test_a_delayed_send_to_the_parent_arrives_when_due() -> None:
+    clock, actor = delayed_pair()
+    kid = actor.children["kid"].actor  # type: ignore[attr-defined]
+    actor.send("ASK_LATER")
+    clock.advance(1000)  # the PING arrives; the child answers 500 ms later
+    assert [t.to for t in kid.snapshot.timers] == ["#_parent"]
+    clock.advance(499)
+    assert actor.snapshot.context["pongs"] == []
+    clock.advance(1)
+    assert actor.snapshot.context["pongs"] == [1]
+    assert kid.snapshot.timers == ()
+
+
+def test_cancel_drops_a_pending_delayed_send_by_id() -> None:
+    clock, actor = delayed_pair()
+    kid = actor.children["kid"].actor  # type: ignore[attr-defined]
+    actor.send("ASK_LATER")
+    assert [t.id for t in actor.snapshot.timers] == ["ping"]
+    actor.send("NEVER_MIND")
+    assert actor.snapshot.timers == ()
+    assert clock.advance(5000) == 0
+    assert kid.snapshot.context == {"got": 0}
+    assert actor.snapshot.context["pongs"] == []
+
+
+def test_async_actor_with_a_child_machine() -> None:
+    async def main() -> Any:
+        actor = await fsm.AsyncActor(parent_machine(), clock=fsm.VirtualClock()).start()
+        kid = actor.children["kid"].actor  # type: ignore[attr-defined]
+        assert isinstance(kid, fsm.AsyncActor)
+        # The child runs in its own task: its reply reaches the parent after the
+        # parent's own send has returned.
+        await actor.send("ASK")
+        await _until(lambda: actor.snapshot.context["pongs"] == [1])
+        await actor.send("ASK")
+        await _until(lambda: actor.snapshot.context["pongs"] == [1, 2])
+        assert kid.snapshot.context == {"got": 2}
+        await actor.send("END")
+        await _until(lambda: actor.snapshot.status != "active")
+        return actor.snapshot.status, actor.snapshot.context["total"], kid.snapshot.status
+
+    assert asyncio.run(main()) == ("done", 2, "done")
+
+
+def test_async_actor_action_that_raises_keeps_the_previous_snapshot() -> None:
+    errors: list[BaseException] = []
+
+    async def tell(ctx: Any, ev: Any, params: Any) -> None:
+        await asyncio.sleep(0)
+        if ctx["n"] == 2:
+            raise RuntimeError("no second increment")
+
+    async def main() -> Any:
+        actor = await fsm.AsyncActor(counter(actions={"tell": tell}), clock=fsm.VirtualClock()).start()
+        actor.subscribe(error=errors.append)
+        await actor.send("INC")
+        before = actor.snapshot
+        await actor.send("INC")
+        failed = actor.snapshot
+        await actor.send("INC")  # ignored: the actor has stopped
+        assert actor.snapshot is failed
+        return before, failed
+
+    before, failed = asyncio.run(main())
+    assert failed.status == "error"
+    assert (failed.value, failed.context) == (before.value, before.context) == ("idle", {"n": 1})
+    assert [str(e) for e in errors] == ["action 'tell' raised while processing 'INC': no second increment"]
+    assert isinstance(errors[0], fsm.StepError) and isinstance(errors[0].cause, RuntimeError)
+
+
 def test_late_result_of_a_cancelled_service_is_dropped() -> None:
-    release = threading.Event()
+    # The two invocations differ by input (INC between them), block on their own events
+    # and return their own values, so the test decides the order they finish in and can
+    # tell whose result the actor took.
+    gates = {0: ("first", threading.Event()), 1: ("second", threading.Event())}
 
     def job(ctx: Any, ev: Any, input_: Any) -> str:
-        release.wait(5)
-        return "late"
+        value, gate = gates[input_["n"]]
+        gate.wait(5)
+        return value
 
-    actor = counter(services={"job": job}).start(clock=fsm.VirtualClock())
-    actor.send("GO")
-    actor.send("CANCEL")
-    actor.send("GO")  # a new invocation with the same id
-    release.set()
-    deadline = time.monotonic() + 5
-    while actor.snapshot.value != "idle" and time.monotonic() < deadline:
-        time.sleep(0.002)
-    # Both invocations finish; only the second one's result is taken (the first was
-    # stopped), and it moves the machine out of busy exactly once.
-    assert actor.snapshot.value == "idle"
-    assert actor.snapshot.context["result"] == "late"
+    executor = RecordingExecutor()
+    actor = counter(services={"job": job}).start(clock=fsm.VirtualClock(), executor=executor)
+    try:
+        actor.send("GO")
+        actor.send("CANCEL")
+        actor.send("INC")
+        actor.send("GO")  # a new invocation with the same id
+        first, second = executor.futures
+        # Done callbacks run in the order they were added, so once this one has run the
+        # actor's own callback has offered the first result to the actor.
+        offered = threading.Event()
+        first.add_done_callback(lambda _: offered.set())
+        gates[0][1].set()
+        assert offered.wait(5)
+        assert first.result() == "first"
+        assert actor.snapshot.value == "busy", "the stopped invocation's result was taken"
+        assert "result" not in actor.snapshot.context
+        assert "job" in actor.children
+        gates[1][1].set()
+        assert second.result(5) == "second"
+        deadline = time.monotonic() + 5
+        while actor.snapshot.value != "idle" and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert actor.snapshot.value == "idle"
+        assert actor.snapshot.context == {"n": 1, "result": "second"}
+    finally:
+        for _, gate in gates.values():
+            gate.set()
+        executor.shutdown(wait=True)
+
+
+class RecordingExecutor(ThreadPoolExecutor):
+    """A thread pool that keeps the futures it hands out, so a test can wait on one."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=2, thread_name_prefix="test-service")
+        self.futures: list[Future[Any]] = []
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future = super().submit(fn, *args, **kwargs)
+        self.futures.append(future)
+        return future
+
+
+def test_a_result_queued_before_its_invocation_stopped_is_dropped() -> None:
+    """The harder case: the result is already in the mailbox when the invocation is
+    stopped (it arrives while the step that leaves the state runs its actions), and by
+    the time it is taken a new invocation with the same id runs. Only the mailbox's
+    identity check can tell the two invocations apart here."""
+    first_result = asyncio.Event()
+    second_result = asyncio.Event()
+    calls: list[int] = []
+    holder: dict[str, Any] = {}
+
+    async def job(ctx: Any, ev: Any, input_: Any) -> str:
+        calls.append(input_["n"])
+        if len(calls) == 1:
+            await first_result.wait()
+            return "first"
+        await second_result.wait()
+        return "second"
+
+    async def leave(ctx: Any, ev: Any, params: Any) -> None:
+        actor = holder["actor"]
+        actor.send_nowait("GO")  # queued: re-enter busy right after this step
+        first_result.set()
+        await _until(holder["task"].done)  # its result is now queued behind GO
+
+    definition: dict[str, Any] = copy.deepcopy(COUNTER)
+    definition["states"]["busy"]["on"]["CANCEL"] = {"target": "idle", "actions": "leave"}
+
+    async def main() -> Any:
+        machine = fsm.Machine.from_dict(definition).provide(
+            actions={"tell": lambda ctx, ev, params: None, "leave": leave}, services={"job": job}
+        )
+        holder["actor"] = actor = fsm.AsyncActor(machine, clock=fsm.VirtualClock())
+        await actor.start()
+        await actor.send("GO")
+        await _until(lambda: calls == [0])
+        holder["task"] = actor.children["job"].task  # type: ignore[attr-defined]
+        await actor.send("CANCEL")
+        await _until(lambda: len(calls) == 2)  # the second invocation runs
+        assert actor.snapshot.value == "busy", "the stopped invocation's result was taken"
+        assert "result" not in actor.snapshot.context
+        second_result.set()
+        await _until(lambda: actor.snapshot.value == "idle")
+        return actor.snapshot.context
+
+    assert asyncio.run(main()) == {"n": 0, "result": "second"}
+
+
+def test_async_actor_leaving_the_invoking_state_cancels_a_coroutine_service() -> None:
+    seen: list[str] = []
+
+    async def job(ctx: Any, ev: Any, input_: Any) -> str:
+        seen.append("started")
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+        return "too late"
+
+    async def main() -> Any:
+        actor = await fsm.AsyncActor(counter(services={"job": job}), clock=fsm.VirtualClock()).start()
+        await actor.send("GO")
+        await _until(lambda: seen == ["started"])
+        task = actor.children["job"].task  # type: ignore[attr-defined]
+        await actor.send("CANCEL")
+        assert "job" not in actor.children
+        await _until(lambda: task.done())  # the wrapper task ends quietly once cancelled
+        return actor.snapshot.value, actor.snapshot.context
+
+    assert asyncio.run(main()) == ("idle", {"n": 0})
+    assert seen == ["started", "cancelled"]
+
+
+def test_a_service_is_started_without_the_event_only_its_input_sees_it() -> None:
+    seen: list[tuple[Any, Any, Any]] = []
+
+    def job(ctx: Any, ev: Any, input_: Any) -> None:
+        seen.append((ctx, ev, input_))
+
+    machine = fsm.Machine.from_dict(
+        {
+            "id": "m",
+            "initial": "idle",
+            "context": {"k": 1},
+            "states": {
+                "idle": {"on": {"GO": "busy"}},
+                "busy": {"invoke": {"src": "job", "input": {"amount": {"expr": "event.amount"}}}},
+            },
+        }
+    ).provide(services={"job": job})
+    actor = machine.start(clock=fsm.VirtualClock(), executor="inline")
+    actor.send("GO", amount=7)
+    assert seen == [({"k": 1}, {"type": "xstate.init"}, {"amount": 7})]
 
 
 def test_restore_restarts_a_running_service_with_its_recorded_input() -> None:

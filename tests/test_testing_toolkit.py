@@ -782,3 +782,64 @@ def test_step_is_a_plain_value() -> None:
     step = Step({"type": "PROGRESS", "pct": 5}, snap)
     assert step.describe() == 'PROGRESS {"pct": 5}' and not step.is_timer
     assert Step({"type": "xstate.after.5.x"}, snap, 5.0).describe() == "after 5 ms"
+
+
+# -- the package namespace ---------------------------------------------------------------
+
+PACKAGE_NAMES = {
+    "analysis": ["Finding", "analyze", "findings_to_json", "format_findings"],
+    "model_based": ["ModelMismatch", "ModelTest", "model_test"],
+    "paths": [
+        "Coverage",
+        "Exploration",
+        "Path",
+        "Step",
+        "coverage",
+        "explore",
+        "format_exploration",
+        "format_paths",
+        "paths_to_json",
+        "replay",
+        "shortest_path",
+        "shortest_paths",
+        "simple_paths",
+    ],
+    "strategies": ["event_of", "events", "from_schema"],
+}
+
+
+def test_helpers_are_importable_from_the_package() -> None:
+    import importlib
+
+    import fsm.testing
+
+    for module_name, names in PACKAGE_NAMES.items():
+        module = importlib.import_module(f"fsm.testing.{module_name}")
+        for name in names:
+            assert getattr(fsm.testing, name) is getattr(module, name), f"fsm.testing.{name}"
+    assert sorted(fsm.testing.__all__) == sorted(n for names in PACKAGE_NAMES.values() for n in names)
+    assert set(fsm.testing.__all__) <= set(dir(fsm.testing))
+    from fsm.testing import events as package_events
+    from fsm.testing import model_test as package_model_test
+
+    assert package_events is events and package_model_test is model_test
+    with pytest.raises(AttributeError, match="no_such_helper"):
+        fsm.testing.no_such_helper  # noqa: B018
+
+
+def test_importing_the_package_does_not_import_hypothesis() -> None:
+    """hypothesis is optional: only the helpers built on it may import it, on first use."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import fsm.testing\n"
+        "assert 'hypothesis' not in sys.modules, 'import fsm.testing imported hypothesis'\n"
+        "from fsm.testing import analyze, shortest_paths\n"
+        "assert 'hypothesis' not in sys.modules, 'the path and analysis helpers imported hypothesis'\n"
+        "from fsm.testing import events\n"
+        "assert 'hypothesis' in sys.modules\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 0, result.stderr

@@ -12,8 +12,14 @@ A service implementation is one of:
 - a coroutine function with the same signature -- a task on the asyncio loop with
   ``AsyncActor``, or run to completion in a worker thread by the synchronous actor.
 
-``context`` and ``event`` are those of the step that entered the invoking state. Leaving
-the state stops the service; a result that arrives afterwards is dropped.
+``context`` is the parent's context when the service starts: right after the step that
+entered the invoking state, or the restored snapshot's when an actor resumes. ``event``
+is always ``{"type": "xstate.init"}``, not the event that entered the state: as in
+XState v5, an invoked actor is started without that event, and only the invoke's
+``input`` is computed with it (``"input": {"amount": {"expr": "event.amount"}}``), so
+anything the service needs from the event goes through ``input``. Leaving the state
+stops the service (on ``AsyncActor`` a coroutine's task is cancelled; whatever runs in
+a thread runs to its end); a result that arrives afterwards is dropped.
 """
 
 from __future__ import annotations
