@@ -27,6 +27,7 @@ EVENTS = ("A", "B", "C", "D.x", "D.y")
 DESCRIPTORS = (*EVENTS, "D.*", "*")
 RECORDERS = ("a1", "a2", "a3", "a4")
 KEYS = ("n", "m")
+TIMER_IDS = ("t0", "t1")
 
 
 @dataclass
@@ -140,7 +141,19 @@ def _action(draw: st.DrawFn, allow_raise: bool) -> Any:
         return {"type": "raise", "event": {"type": draw(st.sampled_from(EVENTS)), "k": draw(st.integers(0, 1))}}
     if choice == 10:
         return {"type": "emit", "event": {"type": draw(st.sampled_from(["X", "Y"]))}}
+    if choice == 11 and allow_raise and draw(st.booleans()):
+        return {"type": "cancel", "id": draw(st.sampled_from(TIMER_IDS))}
     return draw(st.sampled_from(RECORDERS))
+
+
+def _delayed_raise(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """A delayed raise with an id, preceded by a cancel of that id. Scheduling an id
+    that is still pending is deviation 3 of docs/semantics.md (XState lets both timers
+    fire); cancelling first keeps every drawn machine out of it, wherever it runs."""
+    timer_id = draw(st.sampled_from(TIMER_IDS))
+    event = {"type": draw(st.sampled_from(EVENTS)), "k": draw(st.integers(0, 1))}
+    delay = draw(st.sampled_from([5, 20, 100]))
+    return [{"type": "cancel", "id": timer_id}, {"type": "raise", "event": event, "delay": delay, "id": timer_id}]
 
 
 def _actions(draw: st.DrawFn, allow_raise: bool = True) -> Any:
@@ -148,13 +161,19 @@ def _actions(draw: st.DrawFn, allow_raise: bool = True) -> Any:
     if count == 0:
         return None
     items = [_action(draw, allow_raise) for _ in range(count)]
-    return items[0] if count == 1 and draw(st.booleans()) else items
+    if allow_raise and draw(st.integers(0, 7)) == 0:
+        items[draw(st.integers(0, len(items))) : 0] = _delayed_raise(draw)
+    return items[0] if len(items) == 1 and draw(st.booleans()) else items
 
 
 def _target(draw: st.DrawFn, source: _Node, states: list[_Node], root_id: str) -> Any:
     choice = draw(st.integers(0, 9))
     if choice == 0:
         return None  # targetless
+    # Never the root: a transition to the root without `reenter` is where deviation 3 of
+    # docs/semantics.md arises (XState enters the root again without exiting it and arms
+    # its `after` timers twice). Delayed raises with ids are drawn cancel-first for the
+    # same reason (_delayed_raise).
     candidates = [s for s in states if s.parent is not None]
     target = draw(st.sampled_from(candidates))
     parent = target.parent
@@ -214,6 +233,10 @@ def _config(draw: st.DrawFn, node: _Node, states: list[_Node], root_id: str, tim
     if node.kind == "history":
         config["type"] = "history"
         config["history"] = node.history
+        assert node.parent is not None
+        siblings = [c.key for c in node.parent.children if c.kind != "history"]
+        if draw(st.booleans()):
+            config["target"] = draw(st.sampled_from(siblings))  # the default, when nothing is remembered
         return config
     if node.kind in ("parallel", "final"):
         config["type"] = node.kind
@@ -269,7 +292,8 @@ def statecharts(draw: st.DrawFn, max_depth: int = 5, max_states: int = 18) -> di
 @st.composite
 def steps_for(draw: st.DrawFn, definition: dict[str, Any], max_steps: int = 8) -> list[dict[str, Any]]:
     """Steps mostly drawn from the events the machine handles, plus clock advances."""
-    has_timers = "after" in str(definition)
+    text = str(definition)
+    has_timers = "after" in text or "'delay'" in text
     options = [*EVENTS, "Z"]
     out: list[dict[str, Any]] = []
     for _ in range(draw(st.integers(1, max_steps))):
