@@ -843,3 +843,95 @@ def test_importing_the_package_does_not_import_hypothesis() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+# -- what the conformance generator covers ----------------------------------------------
+
+COVERED_FEATURES = (
+    "depth >= 4",
+    "parallel",
+    "shallow history",
+    "deep history",
+    "history default target",
+    "final",
+    "onDone",
+    "always",
+    "after",
+    "raise",
+    "delayed raise with id",
+    "cancel",
+    "reenter",
+    "targetless",
+    "wildcard",
+    "stateIn",
+    "several guarded transitions for one event",
+    "entry",
+    "exit",
+)
+
+
+def _features(definition: dict[str, Any]) -> set[str]:
+    found: set[str] = set()
+
+    def walk(node: Any, depth: int) -> None:
+        if isinstance(node, dict):
+            if depth >= 4 and "states" not in node:
+                found.add("depth >= 4")
+            kind = node.get("type")
+            if kind == "parallel":
+                found.add("parallel")
+            if kind == "final":
+                found.add("final")
+            if kind == "history":
+                found.add(f"{node.get('history', 'shallow')} history")
+                if "target" in node:
+                    found.add("history default target")
+            if kind == "raise":
+                found.add("delayed raise with id" if "delay" in node and "id" in node else "raise")
+            if kind == "cancel":
+                found.add("cancel")
+            if kind == "stateIn":
+                found.add("stateIn")
+            if node.get("reenter"):
+                found.add("reenter")
+            for key in ("onDone", "always", "after", "entry", "exit"):
+                if key in node:
+                    found.add(key)
+            for descriptor, spec in (node.get("on") or {}).items():
+                if "*" in descriptor:
+                    found.add("wildcard")
+                items = spec if isinstance(spec, list) else [spec]
+                if sum(1 for t in items if isinstance(t, dict) and "guard" in t) >= 2:
+                    found.add("several guarded transitions for one event")
+                if any(t is None or (isinstance(t, dict) and "target" not in t) for t in items):
+                    found.add("targetless")
+            for key, value in node.items():
+                walk(value, depth + 1 if key == "states" else depth)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, depth)
+
+    walk(definition, 0)
+    return found
+
+
+def test_the_conformance_generator_draws_every_feature_it_claims() -> None:
+    """The differential test is only as good as what it draws: over a few hundred drawn
+    machines, every feature the conformance issue lists must appear."""
+    from hypothesis import find
+    from hypothesis.errors import NoSuchExample
+
+    from fsm.testing.strategies import conformance_cases
+
+    seen: set[str] = set()
+
+    def covers_everything(case: dict[str, Any]) -> bool:
+        seen.update(_features(case["machine"]))
+        return seen >= set(COVERED_FEATURES)
+
+    settings_ = settings(max_examples=2000, database=None, phases=[Phase.generate], deadline=None)
+    try:
+        find(conformance_cases(), covers_everything, settings=settings_)
+    except NoSuchExample:
+        pass  # reported below, by name
+    assert set(COVERED_FEATURES) - seen == set()
