@@ -28,15 +28,21 @@ from fsm.semantics.snapshot import Effect, Snapshot, Timer
 if TYPE_CHECKING:
     from fsm.runtime.aio import AsyncActor, LoopClock
     from fsm.runtime.services import InlineExecutor
+    from fsm.store import PostgresStore, SQLiteStore, SQLStore, open_store
 
 __version__ = "0.1.0"
 
-# asyncio and the thread-pool machinery cost ~30 ms to import; programs that never touch
-# them should not pay for them, so these names load on first access (PEP 562).
+# asyncio and the thread-pool machinery cost ~30 ms to import, and the stores bring
+# sqlite3 (psycopg only when a PostgresStore is opened); programs that never touch them
+# should not pay for them, so these names load on first access (PEP 562).
 _LAZY = {
     "AsyncActor": "fsm.runtime.aio",
     "LoopClock": "fsm.runtime.aio",
     "InlineExecutor": "fsm.runtime.services",
+    "PostgresStore": "fsm.store",
+    "SQLStore": "fsm.store",
+    "SQLiteStore": "fsm.store",
+    "open_store": "fsm.store",
 }
 
 
@@ -65,8 +71,11 @@ __all__ = [
     "LoadError",
     "LoopClock",
     "Machine",
+    "PostgresStore",
     "Problem",
     "RealClock",
+    "SQLStore",
+    "SQLiteStore",
     "Snapshot",
     "SnapshotError",
     "StepError",
@@ -79,6 +88,7 @@ __all__ = [
     "emit",
     "log",
     "not_",
+    "open_store",
     "or_",
     "raise_event",
     "send_parent",

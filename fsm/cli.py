@@ -101,17 +101,65 @@ def _read_events(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def _load_impl(module_name: str | None) -> dict[str, Any]:
-    """Import a module exposing ``actions``, ``guards``, ``services``, ``delays`` dicts."""
+    """Import a module exposing ``actions``, ``guards``, ``services``, ``delays`` dicts:
+    a dotted module name (imported from the current directory first) or a ``.py`` file."""
     if not module_name:
         return {}
+    if module_name.endswith(".py"):
+        return _impl_dicts(_import_file(Path(module_name)))
     sys.path.insert(0, str(Path.cwd()))
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise CliError(f"cannot import {module_name!r}: {exc}") from None
+    except (ImportError, SyntaxError) as exc:
+        raise CliError(f"--impl: cannot import {module_name!r}: {exc}") from None
     finally:
         sys.path.pop(0)
+    return _impl_dicts(module)
+
+
+def _import_file(path: Path) -> Any:
+    import importlib.util
+
+    if not path.is_file():
+        raise CliError(f"--impl: no file {str(path)!r}")
+    spec = importlib.util.spec_from_file_location(f"_fsm_impl_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise CliError(f"--impl: cannot import {str(path)!r}")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except (ImportError, SyntaxError) as exc:
+        raise CliError(f"--impl: cannot import {str(path)!r}: {exc}") from None
+    return module
+
+
+def _impl_dicts(module: Any) -> dict[str, Any]:
     return {k: dict(getattr(module, k, {}) or {}) for k in ("actions", "guards", "services", "delays")}
+
+
+#: Why ``fsm run --store`` and ``fsm send`` refuse missing actions instead of printing them.
+DURABLE_ACTIONS = (
+    "the custom actions of a stored instance are durable effects, marked done once they have run,"
+    " so they cannot be stood in for with no-ops"
+)
+
+
+def _require_implementations(machine: Machine) -> None:
+    """Refuse a machine with missing implementations before anything runs or is stored,
+    naming every missing name with the places that use it."""
+    missing = machine.missing_implementations()
+    if not missing:
+        return
+    lines = [f"machine {machine.id!r} references implementations that were not provided:"]
+    for kind, names in missing.items():
+        for name, places in names.items():
+            lines.append(f"  - {kind[:-1]} {name!r} (used at {', '.join(places)})")
+    if "actions" in missing:
+        lines.append(DURABLE_ACTIONS)
+    lines.append(
+        "give them with --impl MODULE (a module name or a .py file with actions, guards, services and delays dicts)"
+    )
+    raise CliError("\n".join(lines))
 
 
 def _json_object(text: str | None, option: str) -> dict[str, Any] | None:
@@ -473,10 +521,11 @@ def run(
 ) -> None:
     """Run a machine (or a DAG or saga file), printing every step as it happens.
 
-    Actions without an implementation are printed instead of executed, so any machine
-    can be explored without writing Python; guards, delays and services must be
-    provided (with --impl) because they decide where the machine goes. With --store the
-    instance is durable: every step is journaled, and `fsm instances history` shows it.
+    Without --store, actions without an implementation are printed instead of executed,
+    so any machine can be explored without writing Python; guards, delays and services
+    must be provided (with --impl) because they decide where the machine goes. With
+    --store the instance is durable: every step is journaled (`fsm instances history`
+    shows it) and every action is a durable effect, so all implementations are required.
     A DAG runs its tasks concurrently with a live progress view (--params, --rerun).
     """
     kind = _document_kind(file)
@@ -499,9 +548,12 @@ def run(
         from fsm.compile.saga import saga_context
 
         context_json = json.dumps(saga_context(instance_id or uuid.uuid4().hex))
-    missing_actions = machine.missing_implementations().get("actions", {})
-    machine = machine.provide(actions=dict.fromkeys(missing_actions, _noop))
-    machine.check_implementations()
+    if not store_url:
+        # Exploring: an action with no implementation is printed instead of run. A stored
+        # run refuses instead (below), since its actions are durable effects.
+        missing_actions = machine.missing_implementations().get("actions", {})
+        machine = machine.provide(actions=dict.fromkeys(missing_actions, _noop))
+    _require_implementations(machine)
     context = _json_object(context_json, "--context")
     events = [_parse_event(t) for t in event_texts]
     if events_file:
@@ -581,6 +633,7 @@ def send(
 
     store = open_store(store_url)
     machine = _store_machine(store, instance_id, machine_file, impl_module)
+    _require_implementations(machine)
     event = {"type": event_type, **(_json_object(payload, "PAYLOAD") or {})}
     printer = StepPrinter(as_json)
     # Timers that came due while no process held the instance fire first, in order, as
@@ -606,11 +659,19 @@ def send(
 @click.option("--once", is_flag=True, help="One pass over due timers, then exit.")
 @click.option("--poll", type=float, default=1.0, help="Seconds between passes when idle.")
 @click.option("--lease", "lease_ms", type=float, default=60_000, help="Lease on a claimed instance, ms.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON line per instance handled (or failed).")
 @_guard
 def worker(
-    store_url: str, machine_files: Sequence[Path], impl_module: str | None, once: bool, poll: float, lease_ms: float
+    store_url: str,
+    machine_files: Sequence[Path],
+    impl_module: str | None,
+    once: bool,
+    poll: float,
+    lease_ms: float,
+    as_json: bool,
 ) -> None:
-    """Fire due timers of persisted instances (run several for throughput)."""
+    """Fire due timers of persisted instances, and finish effects left pending (run
+    several for throughput)."""
     from fsm.runtime.worker import Worker
     from fsm.store import open_store
 
@@ -625,9 +686,23 @@ def worker(
         return None if definition is None else Machine.from_dict(definition).provide(**impl)
 
     def report(instance_id: str, snapshot: Snapshot) -> None:
-        click.echo(f"{instance_id}: {json.dumps(snapshot.value)} ({snapshot.status})")
+        if as_json:
+            click.echo(json.dumps({"instance": instance_id, "value": snapshot.value, "status": snapshot.status}))
+        else:
+            click.echo(f"{instance_id}: {json.dumps(snapshot.value)} ({snapshot.status})")
 
-    runner = Worker(store, lookup, lease_ms=lease_ms, executor="inline", on_instance=report)
+    def report_error(instance_id: str, error: BaseException) -> None:
+        # The text form goes to stderr through the worker's log; JSON gets its own line.
+        click.echo(json.dumps({"instance": instance_id, "error": str(error)}))
+
+    runner = Worker(
+        store,
+        lookup,
+        lease_ms=lease_ms,
+        executor="inline",
+        on_instance=report,
+        on_error=report_error if as_json else None,
+    )
     if once:
         runner.run_once()
         return
@@ -683,24 +758,66 @@ def instances_list(store_url: str, status: str | None, machine_id: str | None, l
 @instances.command("show")
 @store_option
 @click.argument("instance_id")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object (the whole stored snapshot).")
 @_guard
-def instances_show(store_url: str, instance_id: str) -> None:
-    """The stored snapshot of one instance (JSON)."""
+def instances_show(store_url: str, instance_id: str, as_json: bool) -> None:
+    """One instance: its state, context, timers, running services and pending effects."""
     from fsm.store import open_store
 
-    stored = open_store(store_url).load(instance_id)
-    click.echo(
-        json.dumps(
-            {
-                "id": stored.id,
-                "machine": stored.machine_id,
-                "machine_version": stored.machine_version,
-                "version": stored.version,
-                "snapshot": stored.snapshot,
-            },
-            indent=2,
+    store = open_store(store_url)
+    stored = store.load(instance_id)
+    pending = store.pending_effects(instance_id)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "id": stored.id,
+                    "machine": stored.machine_id,
+                    "machine_version": stored.machine_version,
+                    "version": stored.version,
+                    "status": stored.status,
+                    "created_at": stored.created_at,
+                    "updated_at": stored.updated_at,
+                    "snapshot": stored.snapshot,
+                    "pending_effects": [
+                        {"key": i.key, "type": i.effect.get("type"), "attempts": i.attempts, "last_error": i.last_error}
+                        for i in pending
+                    ],
+                }
+            )
         )
-    )
+        return
+    snapshot = stored.snapshot
+    rows: list[tuple[str, str]] = [
+        ("instance", stored.id),
+        ("machine", f"{stored.machine_id} (version {stored.machine_version})"),
+        ("status", stored.status),
+        ("steps", str(stored.version)),
+        ("state", json.dumps(snapshot.get("value"))),
+        ("context", json.dumps(snapshot.get("context"), default=str)),
+    ]
+    if snapshot.get("output") is not None:
+        rows.append(("output", json.dumps(snapshot["output"], default=str)))
+    if snapshot.get("error") is not None:
+        rows.append(("error", json.dumps(snapshot["error"], default=str)))
+    for timer in sorted(snapshot.get("timers") or (), key=lambda t: t["due"]):
+        rows.append(("timer", f"{timer['id']} due {_when(timer['due'] / 1000.0)}"))
+    for child_id, info in sorted((snapshot.get("children") or {}).items()):
+        rows.append(("service", f"{child_id} ({info.get('src')})"))
+    for item in pending:
+        failed = f", last error: {item.last_error}" if item.last_error else ""
+        rows.append(("effect", f"{item.key} {item.effect.get('type')} pending ({item.attempts} attempts{failed})"))
+    rows += [("created", _when(stored.created_at)), ("updated", _when(stored.updated_at))]
+    for label, text in rows:
+        click.echo(f"{label:<9} {text}")
+
+
+def _when(seconds: float) -> str:
+    """A wall-clock time (epoch seconds) as UTC ISO 8601, to the millisecond."""
+    from datetime import datetime, timezone
+
+    stamp = datetime.fromtimestamp(seconds, tz=timezone.utc)
+    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @instances.command("history")
@@ -728,8 +845,9 @@ def instances_history(store_url: str, instance_id: str, as_json: bool) -> None:
 @click.argument("instance_id")
 @machine_option
 @impl_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: the replay report.")
 @_guard
-def replay(store_url: str, instance_id: str, machine_file: Path | None, impl_module: str | None) -> None:
+def replay(store_url: str, instance_id: str, machine_file: Path | None, impl_module: str | None, as_json: bool) -> None:
     """Re-fold an instance's journal and check it reproduces the stored snapshot.
 
     Exit code 4 when it does not.
@@ -740,13 +858,25 @@ def replay(store_url: str, instance_id: str, machine_file: Path | None, impl_mod
     store = open_store(store_url)
     machine = _store_machine(store, instance_id, machine_file, impl_module)
     report = replay_journal(machine, store, instance_id)
-    if report.matches:
+    if as_json:
+        result: dict[str, Any] = {
+            "instance": instance_id,
+            "records": report.records,
+            "matches": report.matches,
+            "diverged_at": report.diverged_at,
+            "message": report.message,
+        }
+        if not report.matches:
+            result.update(stored=report.stored, replayed=report.replayed)
+        click.echo(json.dumps(result, default=str))
+    elif report.matches:
         click.echo(f"{instance_id}: {report.records} records replayed; the snapshot matches")
-        return
-    click.echo(f"{instance_id}: replay differs at step {report.diverged_at}: {report.message}")
-    click.echo(f"  stored:   {json.dumps(report.stored)}")
-    click.echo(f"  replayed: {json.dumps(report.replayed)}")
-    sys.exit(EXIT_REPLAY_MISMATCH)
+    else:
+        click.echo(f"{instance_id}: replay differs at step {report.diverged_at}: {report.message}")
+        click.echo(f"  stored:   {json.dumps(report.stored)}")
+        click.echo(f"  replayed: {json.dumps(report.replayed)}")
+    if not report.matches:
+        sys.exit(EXIT_REPLAY_MISMATCH)
 
 
 if __name__ == "__main__":  # pragma: no cover

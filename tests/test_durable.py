@@ -15,6 +15,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import Executor, Future
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,8 @@ import fsm
 from fsm.errors import SnapshotError, StepError
 from fsm.runtime.durable import DurableActor, replay
 from fsm.runtime.worker import Worker
-from fsm.store import ConflictError, SQLStore, VersionMismatch
+from fsm.store import ConflictError, SQLStore, StoreError, VersionMismatch
+from fsm.store.base import MAX_EFFECT_ATTEMPTS
 from fsm.testing.convention import Recorder, provide
 from fsm.testing.strategies import statecharts, steps_for
 from tests import test_store as stores
@@ -141,6 +143,31 @@ def test_migrate_transforms_the_stored_snapshot(store: SQLStore) -> None:
     assert (stored.snapshot["value"], stored.machine_version) == ("rejected", v2.version)
 
 
+def test_a_version_change_is_journaled_at_once_and_replay_starts_from_it(store: SQLStore) -> None:
+    v1, v3 = fsm.Machine.from_dict(TICKET_V1), fsm.Machine.from_dict(TICKET_V3)
+    actor = v1.start(store=store, instance_id="t", clock=fsm.VirtualClock(start=1_000))
+    actor.send("NOTE")
+    actor.stop()
+    resumed = v3.resume(store, "t", allow_version_change=True, clock=fsm.VirtualClock(start=2_000))
+    # recorded on resume, before any step of the new version
+    upgrade = store.history("t")[-1]
+    assert (upgrade.seq, upgrade.event) == (2, {"type": "fsm.upgrade", "from": v1.version, "to": v3.version})
+    assert (upgrade.now, upgrade.value, upgrade.status, upgrade.event_id) == (2_000, "waiting", "active", None)
+    assert upgrade.extra["snapshot"] == store.get_snapshot("t"), "the snapshot the new version starts from"
+    assert (store.load("t").version, store.load("t").machine_version) == (2, v3.version)
+    assert replay(v3, store, "t").matches
+
+    resumed.send("REJECT")
+    report = replay(v3, store, "t")
+    assert (report.matches, report.records) == (True, 4), report.message
+    # the steps before the change ran v1 and are not re-run: v3 has no NOTE transition,
+    # so a replay from the initial step would lose the note the context keeps
+    assert report.replayed["context"] == {"notes": 1}
+    # and the steps after it are checked against the machine given: v1 cannot REJECT
+    stale = replay(v1, store, "t")
+    assert (stale.matches, stale.diverged_at) == (False, 3)
+
+
 # -- effects: at least once, after the commit, with an idempotency key ---------------------------
 
 PAY: dict[str, Any] = {
@@ -206,6 +233,39 @@ def test_a_failing_effect_stays_pending_and_is_retried_with_the_same_key(backend
     }
     assert resumed.run_pending_effects() == 0
     assert len(calls) == 3 and receipts == ["p:1:1"], "a completed effect never runs again"
+
+
+def test_an_effect_that_always_fails_is_given_up_after_max_attempts(backend: Backend) -> None:
+    store = backend.open(durable=False)
+    attempts: list[int] = []
+
+    def charge(ctx: Any, ev: Any, params: Any, *, effect: Any) -> None:
+        attempts.append(effect.attempt)
+        raise ConnectionError("card service gone")
+
+    machine = fsm.Machine.from_dict(PAY).provide(actions={"charge": charge, "receipt": lambda c, e, p: None})
+    actor = machine.start(store=store, instance_id="p", clock=fsm.VirtualClock())
+    errors: list[BaseException] = []
+    actor.subscribe(None, errors.append)
+    actor.send("PAY")  # the first attempt
+    later = (time.time() + 1) * 1000
+    assert store.claim_due("w", now=later, lease_ms=1, effects_after_s=0) == ["p"], "pending: a worker takes it"
+    store.release("p", "w")
+    for _ in range(2 * MAX_EFFECT_ATTEMPTS):
+        if not store.pending_effects("p"):
+            break
+        actor.run_pending_effects()
+    assert attempts == list(range(1, MAX_EFFECT_ATTEMPTS + 1))
+    row = backend.sql("SELECT done, attempts, last_error FROM fsm_outbox WHERE instance_id = ? AND idx = 0", ("p",))
+    assert row == [(2, MAX_EFFECT_ATTEMPTS, "ConnectionError: card service gone")], "dead-lettered, error kept"
+    assert ["given up" in str(e) for e in errors] == [False] * (MAX_EFFECT_ATTEMPTS - 1) + [True]
+    # given up for good: not retried by the actor, a resume, or a worker
+    assert actor.run_pending_effects() == 0
+    actor.stop()
+    machine.resume(backend.open(), "p", clock=fsm.VirtualClock()).stop()
+    assert store.claim_due("w", now=later, lease_ms=1, effects_after_s=0) == []
+    assert len(attempts) == MAX_EFFECT_ATTEMPTS
+    assert store.load("p").snapshot["value"] == "paid", "the step stays committed"
 
 
 def test_effects_run_after_their_step_is_committed(backend: Backend) -> None:
@@ -331,6 +391,39 @@ def test_a_cloudevents_envelope_id_is_the_event_id(store: SQLStore) -> None:
     assert actor.snapshot.context == {"n": 5}
     [_, record] = store.history("c")
     assert (record.event_id, record.event) == ("ce-7", {"type": "ADD", "by": 5})
+
+
+def test_an_actor_that_loses_an_event_id_race_catches_up_with_the_store(backend: Backend) -> None:
+    keys: list[str] = []
+    machine = counter(keys)
+    machine.start(store=backend.open(), instance_id="c", clock=fsm.VirtualClock()).stop()
+    a = machine.resume(backend.open(), "c", clock=fsm.VirtualClock())
+    b = machine.resume(backend.open(), "c", clock=fsm.VirtualClock())
+    a.send("INC", event_id="e-1")
+    # b checked the id just before a committed it (simulated: b's check sees nothing),
+    # so the id is found inside b's commit
+    raised: list[str] = []
+    commit = b.store.commit
+
+    def watched_commit(*args: Any, **kwargs: Any) -> int:
+        try:
+            return commit(*args, **kwargs)
+        except StoreError as exc:
+            raised.append(type(exc).__name__)
+            raise
+
+    b.store.commit = watched_commit  # type: ignore[method-assign]
+    b.store.has_event = lambda instance_id, event_id: False  # type: ignore[method-assign]
+    b.send("INC", event_id="e-1")
+    assert raised == ["DuplicateEvent"]
+    assert (b.version, b.snapshot.context) == (1, {"n": 1}), "b adopted the stored instance"
+    assert keys == ["c:0:0", "c:1:0"], "the event's effect ran once"
+    b.send("INC", event_id="e-2")
+    assert raised == ["DuplicateEvent"], "b was up to date: no conflict"
+    # an id found by the early check: a, now behind, catches up too
+    a.send("INC", event_id="e-2")
+    assert (a.version, a.snapshot.context) == (2, {"n": 2})
+    assert backend.open().load("c").snapshot["context"] == {"n": 2}
 
 
 # -- optimistic concurrency -------------------------------------------------------------------
@@ -474,6 +567,59 @@ def test_a_live_actor_and_a_worker_fire_a_timer_once(backend: Backend) -> None:
 def test_a_durable_start_needs_an_instance_id(store: SQLStore) -> None:
     with pytest.raises(fsm.FsmError, match="instance_id"):
         counter().start(store=store)
+
+
+LOOKUP: dict[str, Any] = {
+    "id": "lookup",
+    "initial": "loading",
+    "context": {"user": None},
+    "states": {
+        "loading": {
+            "invoke": {
+                "id": "fetch",
+                "src": "fetchUser",
+                "input": {"id": 7},
+                "onDone": {
+                    "target": "ready",
+                    "actions": {"type": "assign", "assignment": {"user": {"expr": "event.output"}}},
+                },
+            }
+        },
+        "ready": {"type": "final"},
+    },
+}
+
+
+class Stalled(Executor):
+    """The process dies before the service answers: its future never completes."""
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        return Future()
+
+
+def test_resume_restarts_an_invoked_service_the_last_process_left_running(backend: Backend) -> None:
+    calls: list[Any] = []
+
+    def fetch_user(ctx: Any, ev: Any, input: Any) -> dict[str, Any]:
+        calls.append(input)
+        return {"id": input["id"], "name": "ann"}
+
+    machine = fsm.Machine.from_dict(LOOKUP).provide(services={"fetchUser": fetch_user})
+    first = machine.start(store=backend.open(), instance_id="l", clock=fsm.VirtualClock(), executor=Stalled())
+    first.stop()
+    store = backend.open()
+    assert store.get_snapshot("l")["children"] == {"fetch": {"src": "fetchUser", "input": {"id": 7}}}
+    assert calls == []
+
+    resumed = machine.resume(store, "l", clock=fsm.VirtualClock(), executor="inline")
+    assert calls == [{"id": 7}], "the service ran again, with its recorded input"
+    assert (resumed.snapshot.value, resumed.snapshot.status) == ("ready", "done")
+    stored = store.load("l")
+    assert stored.snapshot["context"] == {"user": {"id": 7, "name": "ann"}}
+    assert stored.snapshot["children"] == {}
+    last = store.history("l")[-1]
+    assert (last.seq, last.event["type"]) == (1, "xstate.done.actor.fetch")
+    assert replay(machine, store, "l").matches
 
 
 class RecordingStore:

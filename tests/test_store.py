@@ -265,6 +265,38 @@ def test_schema_version_counts_the_migrations_and_reopening_is_a_no_op(backend: 
     assert second.load("kept").version == 0, "reopening must not touch the data"
 
 
+def test_effects_pending_before_the_upgrade_to_created_at_are_claimed_by_workers(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database created at schema version 1 (no ``fsm_outbox.created_at``) holds an
+    effect left pending; after opening it with the current store, a worker claims it."""
+    from fsm.store import base
+
+    monkeypatch.setattr(base, "MIGRATIONS", MIGRATIONS[:1])
+    old = backend.open()
+    assert old.schema_version == 1
+    snapshot = {"status": "active", "value": "a", "timers": []}  # no timer: only the effect makes it due
+    record = JournalRecord(0, {"type": "xstate.init"}, None, None, 0.0, "a", "active", [])
+    old.create("old", "m", "v1", {"id": "m"}, snapshot, record, [])
+    # the outbox rows a schema-1 writer made: one effect pending, one done
+    insert = "INSERT INTO fsm_outbox (instance_id, seq, idx, effect, done) VALUES (?, ?, ?, ?, ?)"
+    backend.sql(insert, ("old", 0, 0, '{"type": "charge"}', 0))
+    backend.sql(insert, ("old", 0, 1, '{"type": "receipt"}', 1))
+    old.close()
+    monkeypatch.undo()
+
+    store = backend.open()
+    assert store.schema_version == len(MIGRATIONS) >= 3
+    [(recorded_at,)] = backend.sql("SELECT recorded_at FROM fsm_journal WHERE instance_id = ?", ("old",))
+    created = backend.sql("SELECT idx, created_at FROM fsm_outbox WHERE instance_id = ? ORDER BY idx", ("old",))
+    assert created == [(0, recorded_at), (1, recorded_at)], "backfilled with the commit time of their step"
+    [pending] = store.pending_effects("old")
+    assert (pending.key, pending.effect) == ("old:0:0", {"type": "charge"})
+    # pending for less than effects_after_s: not yet taken as left behind
+    assert store.claim_due("w", now=(recorded_at + 10) * 1000, lease_ms=1_000, effects_after_s=30) == []
+    assert store.claim_due("w", now=(recorded_at + 31) * 1000, lease_ms=1_000, effects_after_s=30) == ["old"]
+
+
 OPEN_SCRIPT = textwrap.dedent(
     """
     import sys, time
@@ -319,7 +351,7 @@ def test_opening_a_sqlite_file_another_connection_is_writing_waits_for_the_lock(
     releaser.start()
     try:
         store = SQLiteStore(path, timeout=10)
-        assert store.schema_version == len(MIGRATIONS)
+        assert store.schema_version == len(MIGRATIONS) >= 3
         store.close()
     finally:
         releaser.join()
@@ -586,7 +618,7 @@ def test_open_store_understands_sqlite_urls_and_refuses_unknown_schemes(
     ]:
         store = open_store(url)
         assert isinstance(store, SQLiteStore) and store.path == path, url
-        assert store.schema_version == len(MIGRATIONS)
+        assert store.schema_version == len(MIGRATIONS) >= 3
         store.close()
     assert (tmp_path / "rel.db").exists() and (tmp_path / "abs.db").exists()
     with pytest.raises(StoreError, match="unknown store URL"):
@@ -621,3 +653,27 @@ def test_sqlite_store_is_in_wal_mode_and_healthy(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     conn.close()
     store.close()
+
+
+# -- the package namespace ---------------------------------------------------------------------
+
+
+def test_the_stores_are_exported_from_fsm_and_imported_on_first_use() -> None:
+    import fsm.store
+
+    assert fsm.open_store is fsm.store.open_store
+    assert fsm.SQLiteStore is fsm.store.SQLiteStore is SQLiteStore
+    assert fsm.PostgresStore is fsm.store.PostgresStore
+    assert fsm.SQLStore is fsm.store.SQLStore is SQLStore
+    assert {"open_store", "SQLiteStore", "PostgresStore", "SQLStore"} <= set(fsm.__all__)
+    script = (
+        "import sys, fsm\n"
+        "print(sorted(m for m in ('sqlite3', 'psycopg', 'fsm.store') if m in sys.modules))\n"
+        "fsm.open_store\n"
+        "print(sorted(m for m in ('sqlite3', 'psycopg', 'fsm.store') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["[]", "['fsm.store', 'sqlite3']"], (
+        "`import fsm` loads no store; fsm.open_store loads sqlite3, psycopg waits for a PostgresStore"
+    )

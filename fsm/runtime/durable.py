@@ -38,6 +38,7 @@ from fsm.store.base import (
     JournalRecord,
     OutboxItem,
     SQLStore,
+    StoredInstance,
     VersionMismatch,
 )
 
@@ -194,6 +195,7 @@ class DurableActor(Actor):
             event_id = None if timer is not None else str(uuid.uuid4())
         elif self.store.has_event(self.instance_id, event_id):
             log.info("event %s (%r) already applied to %s: ignored", event_id, event["type"], self.instance_id)
+            self._refresh()  # another writer may have applied it: catch up with the store
             return
         for _ in range(MAX_CONFLICT_RETRIES):
             before = self.snapshot
@@ -240,6 +242,11 @@ class DurableActor(Actor):
                 self._reload()
                 continue
             except DuplicateEvent:
+                # Another writer applied this event id between the check above and our
+                # commit: nothing of ours was written, and the instance moved on without
+                # this actor; adopt the stored snapshot rather than keep a stale one.
+                log.info("event %s (%r) applied to %s by another writer", event_id, event["type"], self.instance_id)
+                self._reload()
                 return
             self._version = record.seq
             if failed is not None:
@@ -254,8 +261,16 @@ class DurableActor(Actor):
             return
         raise FsmError(f"instance {self.instance_id!r}: gave up after {MAX_CONFLICT_RETRIES} conflicting writers")
 
-    def _reload(self) -> None:
+    def _refresh(self) -> None:
+        """Reload the instance if another writer committed since this actor's last step."""
         stored = self.store.load(self.instance_id)
+        if stored.version != self._version:
+            self._adopt(stored)
+
+    def _reload(self) -> None:
+        self._adopt(self.store.load(self.instance_id))
+
+    def _adopt(self, stored: StoredInstance) -> None:
         self._snapshot = self.machine.snapshot_from_dict(stored.snapshot)
         self._version = stored.version
         self._sync_timers(self._snapshot)

@@ -61,6 +61,7 @@ class Worker:
         allow_version_change: bool = False,
         on_instance: Callable[[str, Any], None] | None = None,
         effects_after_s: float = 30.0,
+        on_error: Callable[[str, BaseException], None] | None = None,
     ) -> None:
         self.store = store
         self.lookup = machine_source(machines)
@@ -70,7 +71,11 @@ class Worker:
         self.clock = clock or RealClock()
         self.executor = executor
         self.allow_version_change = allow_version_change
+        # Called with (instance id, snapshot) after each instance is stepped, and with
+        # (instance id, exception) when one fails (it is logged either way, and the pass
+        # goes on with the next instance).
         self.on_instance = on_instance
+        self.on_error = on_error
         # An effect still pending this long after its step committed was left behind (a
         # crash, or it failed): the worker resumes the instance, which runs it again.
         self.effects_after_s = effects_after_s
@@ -87,11 +92,20 @@ class Worker:
                 stepped += 1
             except FsmError as exc:
                 log.error("worker %s: instance %s: %s", self.owner, instance_id, exc)
-            except Exception:
+                self._report(instance_id, exc)
+            except Exception as exc:
                 log.exception("worker %s: instance %s failed", self.owner, instance_id)
+                self._report(instance_id, exc)
             finally:
                 self.store.release(instance_id, self.owner)
         return stepped
+
+    def _report(self, instance_id: str, exc: BaseException) -> None:
+        if self.on_error is not None:
+            try:
+                self.on_error(instance_id, exc)
+            except Exception:
+                log.exception("worker %s: on_error for %s failed", self.owner, instance_id)
 
     def _process(self, instance_id: str, now: float) -> None:
         stored = self.store.load(instance_id)

@@ -180,6 +180,15 @@ MIGRATIONS: list[list[str]] = [
         # When an effect was recorded: workers retry effects left pending for a while.
         "ALTER TABLE fsm_outbox ADD COLUMN created_at {REAL}",
     ],
+    [
+        # Effects recorded before migration 2 have no created_at, and a NULL never
+        # compares as due: give them the time their step was committed (the journal
+        # record's recorded_at, written in the same transaction), or 0 without one.
+        """UPDATE fsm_outbox SET created_at = COALESCE(
+            (SELECT j.recorded_at FROM fsm_journal j
+             WHERE j.instance_id = fsm_outbox.instance_id AND j.seq = fsm_outbox.seq), 0)
+           WHERE created_at IS NULL""",
+    ],
 ]
 
 #: An effect that failed this many times is given up (``done = 2``) and reported.
@@ -549,10 +558,13 @@ class SQLStore:
     # -- workers -----------------------------------------------------------------------
 
     #: Instances a worker should take: a timer is due, or an effect has been pending
-    #: (recorded more than the given seconds ago) — a crash left it unfinished.
+    #: (recorded more than the given seconds ago) — a crash left it unfinished. A row
+    #: without created_at (written by a process still running code older than
+    #: migration 2) counts as long overdue.
     CLAIMABLE = (
         "((next_due IS NOT NULL AND next_due <= ? AND status = 'active') OR EXISTS ("
-        " SELECT 1 FROM fsm_outbox o WHERE o.instance_id = fsm_instances.id AND o.done = 0 AND o.created_at < ?))"
+        " SELECT 1 FROM fsm_outbox o WHERE o.instance_id = fsm_instances.id AND o.done = 0"
+        " AND COALESCE(o.created_at, 0) < ?))"
         " AND (lease_until IS NULL OR lease_until < ?)"
     )
 
