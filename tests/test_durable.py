@@ -188,7 +188,9 @@ PAY: dict[str, Any] = {
 }
 
 
-def test_a_failing_effect_stays_pending_and_is_retried_with_the_same_key(backend: Backend) -> None:
+def test_a_failing_effect_stays_pending_and_is_retried_with_the_same_key(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store = backend.open()
     calls: list[tuple[str, int, Any]] = []
     receipts: list[str] = []
@@ -217,13 +219,21 @@ def test_a_failing_effect_stays_pending_and_is_retried_with_the_same_key(backend
     assert pending.last_error == "ConnectionError: card service unavailable"
     assert len(errors) == 1 and isinstance(errors[0], StepError) and "p:1:0" in str(errors[0])
 
-    assert actor.run_pending_effects() == 0
-    assert store.pending_effects("p")[0].attempts == 2
+    # a failed effect waits before it runs again: 1 s after the first failure, doubling
+    assert pending.retry_after is not None and 0.5 < pending.retry_after - time.time() <= 1.0
+    assert actor.run_pending_effects() == 0  # an explicit run does not wait
+    [pending] = store.pending_effects("p")
+    assert pending.attempts == 2 and 1.5 < pending.retry_after - time.time() <= 2.0
     actor.stop()
 
-    # another process (another store connection) resumes the instance: the effect runs again
+    # another process (another store connection) resumes the instance: while the backoff
+    # lasts the effect waits; once it is over, the effect runs again
     down["card service"] = False
     other = backend.open()
+    machine.resume(other, "p", clock=fsm.VirtualClock()).stop()
+    assert store.pending_effects("p")[0].attempts == 2
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 10)
     resumed = machine.resume(other, "p", clock=fsm.VirtualClock())
     assert store.pending_effects("p") == []
     assert [(k, a) for k, a, _ in calls] == [("p:1:0", 1), ("p:1:0", 2), ("p:1:0", 3)]
@@ -320,7 +330,7 @@ def test_log_actions_run_on_durable_actors(store: SQLStore) -> None:
     assert lines == [("going",), ("going",)]
 
 
-def test_a_worker_finishes_effects_left_pending(store: SQLStore) -> None:
+def test_a_worker_finishes_effects_left_pending(store: SQLStore, monkeypatch: pytest.MonkeyPatch) -> None:
     down = {"now": True}
     done: list[str] = []
 
@@ -335,7 +345,12 @@ def test_a_worker_finishes_effects_left_pending(store: SQLStore) -> None:
     actor.send("PAY")
     actor.stop()
     down["now"] = False
-    Worker(store, machine, executor="inline", effects_after_s=0).run_once()
+    worker = Worker(store, machine, executor="inline", effects_after_s=0)
+    worker.run_once()
+    assert done == [], "a failed effect waits out its backoff (1 s after one failure)"
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 1.5)
+    worker.run_once()
     assert done == ["p:1:0"]
 
 

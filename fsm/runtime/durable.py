@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -123,7 +124,7 @@ class DurableActor(Actor):
         """Run effects of committed steps that have not completed (after a crash, or
         after an action raised). Returns how many completed."""
         with self._lock:
-            return self._run_outbox()
+            return self._run_outbox(force=True)
 
     # -- start / resume ----------------------------------------------------------------
 
@@ -277,9 +278,14 @@ class DurableActor(Actor):
 
     # -- the outbox --------------------------------------------------------------------
 
-    def _run_outbox(self) -> int:
+    def _run_outbox(self, force: bool = False) -> int:
+        """Run the pending effects; one that failed waits out its backoff (retry_after,
+        wall clock) unless ``force`` (an explicit run_pending_effects)."""
         done = 0
+        now = time.time()
         for item in self.store.pending_effects(self.instance_id):
+            if not force and item.retry_after is not None and item.retry_after > now:
+                continue
             effect = self._rebuild(item)
             info = EffectInfo(item.key, self.instance_id, item.seq, item.index, item.attempts + 1)
             try:

@@ -126,6 +126,9 @@ class OutboxItem:
     effect: dict[str, Any]
     attempts: int
     last_error: str | None
+    #: After a failure: not retried before this wall-clock time (seconds), see
+    #: effect_backoff_s. None for an effect that has not failed.
+    retry_after: float | None = None
 
     @property
     def key(self) -> str:
@@ -189,10 +192,24 @@ MIGRATIONS: list[list[str]] = [
              WHERE j.instance_id = fsm_outbox.instance_id AND j.seq = fsm_outbox.seq), 0)
            WHERE created_at IS NULL""",
     ],
+    [
+        # A failed effect waits (exponential backoff) before a worker runs it again.
+        "ALTER TABLE fsm_outbox ADD COLUMN retry_after {REAL}",
+    ],
 ]
 
 #: An effect that failed this many times is given up (``done = 2``) and reported.
 MAX_EFFECT_ATTEMPTS = 25
+#: Backoff between runs of a failing effect: 1 s after the first failure, doubling, at
+#: most an hour, so 25 attempts span about 14 hours. Retrying at once would burn every
+#: attempt within a second of a downstream outage.
+EFFECT_BACKOFF_BASE_S = 1.0
+EFFECT_BACKOFF_MAX_S = 3600.0
+
+
+def effect_backoff_s(failures: int) -> float:
+    """Seconds to wait after an effect's ``failures``-th failed run."""
+    return float(min(EFFECT_BACKOFF_BASE_S * 2 ** min(failures - 1, 32), EFFECT_BACKOFF_MAX_S))
 
 
 class SQLStore:
@@ -423,16 +440,19 @@ class SQLStore:
             )
 
     def fail_effect(self, item: OutboxItem, error: str) -> bool:
-        """Count a failed run. Returns True when the effect is given up (after
-        MAX_EFFECT_ATTEMPTS runs it is marked dead, ``done = 2``, and no longer retried)."""
-        dead = item.attempts + 1 >= MAX_EFFECT_ATTEMPTS
+        """Count a failed run and set when it may run again (effect_backoff_s). Returns
+        True when the effect is given up (after MAX_EFFECT_ATTEMPTS runs it is marked
+        dead, ``done = 2``, and no longer retried)."""
+        failures = item.attempts + 1
+        dead = failures >= MAX_EFFECT_ATTEMPTS
+        retry_after = time.time() + effect_backoff_s(failures)
         with self._write() as cur:
             cur.execute(
                 self._q(
-                    "UPDATE fsm_outbox SET attempts = attempts + 1, last_error = ?, done = ?"
+                    "UPDATE fsm_outbox SET attempts = attempts + 1, last_error = ?, done = ?, retry_after = ?"
                     " WHERE instance_id = ? AND seq = ? AND idx = ?"
                 ),
-                (error, 2 if dead else 0, item.instance_id, item.seq, item.index),
+                (error, 2 if dead else 0, retry_after, item.instance_id, item.seq, item.index),
             )
         return dead
 
@@ -538,13 +558,13 @@ class SQLStore:
         with self._read() as cur:
             cur.execute(
                 self._q(
-                    "SELECT seq, idx, effect, attempts, last_error FROM fsm_outbox"
+                    "SELECT seq, idx, effect, attempts, last_error, retry_after FROM fsm_outbox"
                     " WHERE instance_id = ? AND done = 0 ORDER BY seq, idx"
                 ),
                 (instance_id,),
             )
             rows = cur.fetchall()
-        return [OutboxItem(instance_id, int(r[0]), int(r[1]), json.loads(r[2]), int(r[3]), r[4]) for r in rows]
+        return [OutboxItem(instance_id, int(r[0]), int(r[1]), json.loads(r[2]), int(r[3]), r[4], r[5]) for r in rows]
 
     def machine_definition(self, machine_id: str, version: str) -> dict[str, Any] | None:
         with self._read() as cur:
@@ -558,13 +578,13 @@ class SQLStore:
     # -- workers -----------------------------------------------------------------------
 
     #: Instances a worker should take: a timer is due, or an effect has been pending
-    #: (recorded more than the given seconds ago) — a crash left it unfinished. A row
-    #: without created_at (written by a process still running code older than
-    #: migration 2) counts as long overdue.
+    #: (recorded more than the given seconds ago) — a crash left it unfinished, or it
+    #: failed and its backoff (retry_after) is over. A row without created_at (written
+    #: by a process still running code older than migration 2) counts as long overdue.
     CLAIMABLE = (
         "((next_due IS NOT NULL AND next_due <= ? AND status = 'active') OR EXISTS ("
         " SELECT 1 FROM fsm_outbox o WHERE o.instance_id = fsm_instances.id AND o.done = 0"
-        " AND COALESCE(o.created_at, 0) < ?))"
+        " AND COALESCE(o.created_at, 0) < ? AND COALESCE(o.retry_after, 0) <= ?))"
         " AND (lease_until IS NULL OR lease_until < ?)"
     )
 

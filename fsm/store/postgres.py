@@ -78,7 +78,7 @@ class PostgresStore(SQLStore):
                 "UPDATE fsm_instances SET lease_owner = %s, lease_until = %s WHERE id IN ("
                 f" SELECT id FROM fsm_instances WHERE {claimable} ORDER BY next_due LIMIT %s FOR UPDATE SKIP LOCKED)"
                 " RETURNING id",
-                (owner, now + lease_ms, now, now / 1000.0 - effects_after_s, now, limit),
+                (owner, now + lease_ms, now, now / 1000.0 - effects_after_s, now / 1000.0, now, limit),
             )
             return [row[0] for row in cur.fetchall()]
 

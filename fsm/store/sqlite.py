@@ -114,7 +114,7 @@ class SQLiteStore(SQLStore):
         with self._write() as cur:
             cur.execute(
                 f"SELECT id FROM fsm_instances WHERE {self.CLAIMABLE} ORDER BY next_due LIMIT ?",
-                (now, now / 1000.0 - effects_after_s, now, limit),
+                (now, now / 1000.0 - effects_after_s, now / 1000.0, now, limit),
             )
             ids = [row[0] for row in cur.fetchall()]
             for instance_id in ids:
