@@ -78,14 +78,14 @@ def _parse_event(text: str) -> dict[str, Any]:
     if text.startswith("{"):
         whole = json.loads(text)
         if not isinstance(whole, dict):
-            raise click.BadParameter(f"not a JSON object: {text}")
+            raise CliError(f"not a JSON object: {text}")
         return whole
     kind, sep, payload = text.partition(":")
     event = {"type": kind}
     if sep:
         data = json.loads(payload)
         if not isinstance(data, dict):
-            raise click.BadParameter(f"the payload of {kind!r} must be a JSON object")
+            raise CliError(f"the payload of {kind!r} must be a JSON object")
         event.update(data)
     return event
 
@@ -96,8 +96,8 @@ def _read_events(path: Path) -> Iterator[dict[str, Any]]:
             continue
         try:
             yield _parse_event(line)
-        except (json.JSONDecodeError, click.BadParameter) as exc:
-            raise click.BadParameter(f"{path}:{number}: {exc}") from None
+        except (json.JSONDecodeError, CliError) as exc:
+            raise CliError(f"--events {path}:{number}: {exc}") from None
 
 
 def _load_impl(module_name: str | None) -> dict[str, Any]:

@@ -130,7 +130,7 @@ def test_run_names_the_line_of_a_bad_event_in_the_file(tmp_path: Path) -> None:
     events = tmp_path / "events.jsonl"
     events.write_text("# comment\nSTART\nPROGRESS:{oops\n")
     result = fsm("run", "machines/workflow.yaml", "--events", str(events))
-    assert result.returncode != 0
+    assert result.returncode == 1, "invalid input, like a bad -e, not a usage error"
     assert f"{events}:3:" in result.stderr
     assert "Traceback" not in result.stderr
 
