@@ -684,6 +684,9 @@ def test_parallel_workers_fire_every_timer_exactly_once(backend: Backend) -> Non
     def stamp(ctx: Any, ev: Any, params: Any, *, effect: Any) -> None:
         with lock:
             stamps.append((effect.actor, effect.seq, threading.current_thread().name))
+        # An effect that takes a moment, as real ones do: without it, on a busy machine
+        # one worker could finish every instance before another got scheduled at all.
+        time.sleep(0.002)
 
     machine = fsm.Machine.from_dict(CHAIN).provide(actions={"stamp": stamp})
     setup = backend.open()
@@ -693,10 +696,12 @@ def test_parallel_workers_fire_every_timer_exactly_once(backend: Backend) -> Non
 
     stop = threading.Event()
     errors: list[BaseException] = []
+    ready = threading.Barrier(workers)
 
     def work(name: str) -> None:
         proxy = RecordingStore(backend.open(), log, lock)
         worker = Worker(proxy, machine, owner=name, batch=3, executor="inline")  # type: ignore[arg-type]
+        ready.wait(10)  # all workers start claiming together
         try:
             while not stop.is_set():
                 if worker.run_once() == 0:
