@@ -128,8 +128,9 @@ class InfiniteLoopError(StepError):
         states = ", ".join(f"#{s}" for s in state_ids)
         super().__init__(
             f"event {event_type!r} did not settle after {bound} microsteps; "
-            f"the loop runs through {states}. Check the guards of the `always` transitions "
-            "and raised events between them, or raise the bound with max_microsteps=...",
+            f"the last ones were taken from {states}. Check the guards of the `always` "
+            "transitions and raised events between them, or, for a long but finite chain, "
+            "raise the bound with max_microsteps=...",
             event_type=event_type,
             kind="loop",
         )

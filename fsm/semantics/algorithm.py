@@ -603,6 +603,8 @@ class Step:
                 self.stop_all_children(event)
                 return
             self.microstep(transitions, event)
+        if self.recent is not None:
+            self.recent.clear()  # a loop report names the states of the loop, not the event's
         select_eventless = True
         bound = self.model.max_microsteps
         iterations = 0
