@@ -907,3 +907,78 @@ def test_schema_shaped_machines_agree_with_jsonschema(document: object) -> None:
 @given(mutated_checkouts())
 def test_mutated_realistic_machines_agree_with_jsonschema(document: dict[str, Any]) -> None:
     _check_against_reference(document)
+
+
+STATELY_EXPORT = {
+    # The shape Stately Studio and XState's toJSON produce: ids and state names with
+    # spaces, description / meta / tags / version everywhere, actions and guards as
+    # {"type", "params"} objects, single objects where lists are allowed.
+    "id": "Checkout flow",
+    "version": "1.0.0",
+    "description": "Exported from Stately Studio",
+    "initial": "Cart",
+    "context": {"items": []},
+    "states": {
+        "Cart": {
+            "description": "The user reviews the cart",
+            "tags": ["editable"],
+            "meta": {"layout": {"x": 10, "y": 20}},
+            "on": {
+                "checkout": [
+                    {
+                        "target": "Payment",
+                        "guard": {"type": "hasItems"},
+                        "actions": [{"type": "track", "params": {"step": "checkout"}}],
+                        "description": "Go pay",
+                        "meta": {},
+                    }
+                ]
+            },
+        },
+        "Payment": {
+            "initial": "Entering card",
+            "entry": [{"type": "startTimer"}],
+            "exit": {"type": "stopTimer"},
+            "invoke": {
+                "src": "paymentService",
+                "id": "payment",
+                "input": {"mode": "card"},
+                "onDone": {"target": "#Checkout flow.Done"},
+                "onError": [{"target": ".Entering card", "actions": {"type": "showError"}}],
+            },
+            "after": {"30000": {"target": "Cart", "reenter": False}},
+            "states": {"Entering card": {"on": {"submit": {"target": "Submitting"}}}, "Submitting": {}},
+            "on": {"cancel": {"target": "Cart"}},
+        },
+        "Done": {"type": "final", "output": {"ok": True}},
+    },
+}
+
+
+def test_a_stately_export_loads_unchanged_and_runs_once_implemented() -> None:
+    import fsm
+
+    machine = fsm.Machine.from_dict(STATELY_EXPORT)
+    assert machine.missing_implementations() == {
+        "actions": {
+            "track": ["states.Cart.on.checkout[0].actions[0]"],
+            "startTimer": ["states.Payment.entry[0]"],
+            "stopTimer": ["states.Payment.exit"],
+            "showError": ["states.Payment.invoke.onError[0].actions"],
+        },
+        "guards": {"hasItems": ["states.Cart.on.checkout[0].guard"]},
+        "services": {"paymentService": ["states.Payment.invoke.src"]},
+    }
+    ran: list[str] = []
+    record = lambda name: lambda ctx, ev, params: ran.append(name)  # noqa: E731
+    machine = machine.provide(
+        actions={name: record(name) for name in ("track", "startTimer", "stopTimer", "showError")},
+        guards={"hasItems": lambda ctx, ev, params: True},
+        services={"paymentService": lambda ctx, ev, input_: {"paid": input_["mode"]}},
+    )
+    actor = machine.start(clock=fsm.VirtualClock(), executor="inline")
+    assert actor.snapshot.value == "Cart" and actor.snapshot.has_tag("editable")
+    actor.send("checkout")
+    # a final state's output is its done event's; the machine has no root output (XState v5)
+    assert actor.snapshot.status == "done" and actor.snapshot.output is None
+    assert ran == ["track", "startTimer", "stopTimer"]
