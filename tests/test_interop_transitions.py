@@ -12,7 +12,10 @@ comment naming the entry of docs/interop.md ("Inherent differences") that explai
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -315,7 +318,8 @@ def transitions_cases(draw: st.DrawFn, hierarchical: bool = True, parallel: bool
         config["on_final"] = [_name(draw, log, model, "fin")]
     triggers = [*TRIGGERS, LOCAL]
     if config["auto_transitions"]:
-        # docs/interop.md, "Parallel states" (3, 5): no auto transition into a parallel state.
+        # docs/interop.md, "Parallel states" (3, 5): the auto transitions into a region are
+        # refused, or left out with auto_transitions="skip" (see _convert): not fired.
         triggers += [f"to_{n}" for n in names if not any(n.startswith(p + "_") for p in tree.parallel)]
     steps = draw(st.lists(st.tuples(st.sampled_from(triggers), st.integers(0, 2)), min_size=1, max_size=10))
     return {
@@ -381,11 +385,14 @@ def _run_both(case: dict[str, Any], converted: Converted, conditions: bool = Tru
 
 
 def _convert(case: dict[str, Any], machine: Any, from_config: bool) -> Converted:
+    # The auto transitions into a parallel state's regions have no equivalent (refused by
+    # default): left out, and the generator does not fire them.
+    skip: Any = "skip" if case["parallel"] and case["config"]["auto_transitions"] else "refuse"
     try:
         if from_config:
             cls = HierarchicalMachine if case["hierarchical"] else Machine
-            return from_transitions(case["config"], model=case["model"], machine_class=cls)
-        return from_transitions(machine)
+            return from_transitions(case["config"], model=case["model"], machine_class=cls, auto_transitions=skip)
+        return from_transitions(machine, auto_transitions=skip)
     except ConversionError as exc:
         note(f"refused: {exc}")
         raise
@@ -427,6 +434,8 @@ def test_parallel_machines_agree_with_transitions(case: dict[str, Any], from_con
 # -- fsm -> transitions ---------------------------------------------------------------------
 
 FSM_EVENTS = ("go", "back", "jump")
+TICK = "TICK"  # not an event: the pending ``after`` timer fires
+DELAY = "3600000"  # one hour: transitions' Timeout thread never fires on its own in a test
 FSM_GUARDS: dict[str, Callable[[int], bool]] = {
     "g_pos": lambda x: x > 0,
     "g_big": lambda x: x > 1,
@@ -436,11 +445,14 @@ FSM_GUARDS: dict[str, Callable[[int], bool]] = {
 
 @st.composite
 def fsm_cases(draw: st.DrawFn) -> dict[str, Any]:
-    """An fsm definition within what transitions can express (no parallel states), and
-    events. Actions are ``t<n>`` (transitions), ``en_<key>`` / ``ex_<key>`` (states)."""
+    """An fsm definition within what transitions can express, and events. It may have one
+    parallel state (with only the transitions ``_check_parallel`` accepts) and one state
+    with a single ``after`` delay (fired by the event ``TICK``). Actions are ``t<n>``
+    (transitions), ``en_<key>`` / ``ex_<key>`` (states)."""
     letters = iter("abcdefghijklmnopqrstuvwxyz")
     paths: list[tuple[str, ...]] = []
     kids: dict[tuple[str, ...], list[tuple[str, ...]]] = {(): []}
+    parallel: set[tuple[str, ...]] = set()
 
     def grow(parent: tuple[str, ...], depth: int, count: int) -> None:
         for _ in range(count):
@@ -454,10 +466,30 @@ def fsm_cases(draw: st.DrawFn) -> dict[str, Any]:
                 grow(path, depth + 1, draw(st.integers(1, 3)))
 
     grow((), 0, draw(st.integers(2, 4)))
+    compound = [p for p in paths if len(kids[p]) >= 2]
+    if compound and draw(st.booleans()):
+        parallel.add(draw(st.sampled_from(compound)))
     counter = itertools.count()
 
     def ref(path: tuple[str, ...]) -> str:
         return "#m." + ".".join(path)
+
+    def domain(source: tuple[str, ...], dest: tuple[str, ...], reenter: bool) -> tuple[str, ...]:
+        if not reenter and dest[: len(source)] == source:
+            return source
+        n = 0
+        while n < min(len(source), len(dest)) and source[n] == dest[n]:
+            n += 1
+        return source[: n - 1] if n in (len(source), len(dest)) else source[:n]
+
+    def accepted(source: tuple[str, ...], dest: tuple[str, ...], reenter: bool) -> bool:
+        """What to_transitions accepts with parallel states (docs/interop.md, "Parallel
+        states" 3 and 5): no entering part of a parallel state from outside it, no
+        transition whose domain is a parallel state (between or onto its regions)."""
+        for par in parallel:
+            if dest[: len(par)] == par and len(dest) > len(par) and source[: len(par)] != par:
+                return False
+        return domain(source, dest, reenter) not in parallel
 
     def guard() -> Any:
         names = draw(st.lists(st.sampled_from(sorted(FSM_GUARDS)), max_size=2, unique=True))
@@ -467,37 +499,48 @@ def fsm_cases(draw: st.DrawFn) -> dict[str, Any]:
             return None
         return parts[0] if len(parts) == 1 else {"type": "and", "guards": parts}
 
-    def transitions(source: tuple[str, ...]) -> Any:
-        options: list[Any] = [None]
+    def transitions(source: tuple[str, ...], guarded: bool = True) -> list[tuple[tuple[str, ...] | None, Any]]:
+        """(destination, transition) pairs for one event of ``source``."""
+        options: list[tuple[tuple[str, ...] | None, Any]] = [(None, None)]
         if source:
-            options.append("self")
-            if len(kids[source[:-1]]) > 1:
-                options.append(("sibling",))
-            options += [("child", k) for k in kids[source]]
-            options += [("ancestor", source[:i]) for i in range(1, len(source))]
-            options += [("outside", p) for p in paths if p[: len(source)] != source]
+            options.append((source, "self"))
+            options += [(p, p[-1]) for p in kids[source[:-1]] if p != source]
+            options += [(k, "." + k[-1]) for k in kids[source]]
+            options += [(source[:i], ref(source[:i])) for i in range(1, len(source))]
+            options += [(p, ref(p)) for p in paths if p[: len(source)] != source]
         else:
-            options += [("outside", p) for p in paths if len(p) == 1]
+            options += [(p, ref(p)) for p in paths if len(p) == 1]
+        options = [(d, target) for d, target in options if d is None or accepted(source, d, target == "self")]
         out = []
         for _ in range(draw(st.integers(1, 2))):
-            choice = draw(st.sampled_from(options))
+            dest, target = draw(st.sampled_from(options))
             t: dict[str, Any] = {}
-            if choice == "self":
+            if target == "self":
                 t["target"] = source[-1]
                 t["reenter"] = True
-            elif isinstance(choice, tuple) and choice[0] == "sibling":
-                t["target"] = draw(st.sampled_from([p[-1] for p in kids[source[:-1]] if p != source]))
-            elif isinstance(choice, tuple) and choice[0] == "child":
-                t["target"] = "." + choice[1][-1]
-            elif isinstance(choice, tuple):
-                t["target"] = ref(choice[1])
-            g = guard()
+            elif target is not None:
+                t["target"] = target
+            g = guard() if guarded else None
             if g is not None:
                 t["guard"] = g
             if draw(st.booleans()):
                 t["actions"] = [f"t{next(counter)}"]
-            out.append(t)
-        return out[0] if len(out) == 1 else out
+            out.append((dest, t))
+        return out
+
+    ons: dict[tuple[str, ...], dict[str, list[tuple[tuple[str, ...] | None, Any]]]] = {}
+    for path in [(), *paths]:
+        ons[path] = {e: transitions(path) for e in FSM_EVENTS if draw(st.integers(0, 2 if path else 3)) == 0}
+    # docs/interop.md, "Parallel states" 4 (refused): a transition leaving a parallel state
+    # from inside a region while another region handles the same event; drop the others.
+    for par in parallel:
+        for path in [p for p in paths if p[: len(par)] == par and len(p) > len(par)]:
+            region = path[: len(par) + 1]
+            for event, ts in ons[path].items():
+                if any(d is not None and (len(d) <= len(par) or d[: len(par)] != par) for d, _ in ts):
+                    for other in paths:
+                        if other[: len(par)] == par and len(other) > len(par) and other[: len(par) + 1] != region:
+                            ons[other].pop(event, None)
 
     def node(path: tuple[str, ...]) -> dict[str, Any]:
         config: dict[str, Any] = {}
@@ -507,19 +550,48 @@ def fsm_cases(draw: st.DrawFn) -> dict[str, Any]:
         if draw(st.booleans()):
             config["exit"] = [f"ex_{name}"]
         if kids[path]:
-            config["initial"] = draw(st.sampled_from([k[-1] for k in kids[path]]))
+            if path in parallel:
+                config["type"] = "parallel"
+            else:
+                config["initial"] = draw(st.sampled_from([k[-1] for k in kids[path]]))
             config["states"] = {k[-1]: node(k) for k in kids[path]}
-        on = {e: transitions(path) for e in FSM_EVENTS if draw(st.integers(0, 2)) == 0}
+        on = {e: _one([t for _, t in ts]) for e, ts in ons[path].items() if ts}
         if on:
             config["on"] = on
         return config
 
-    definition: dict[str, Any] = {"id": "m", "initial": kids[()][0][-1], "states": {p[-1]: node(p) for p in kids[()]}}
-    root_on = {e: transitions(()) for e in FSM_EVENTS if draw(st.integers(0, 3)) == 0}
+    initial = draw(st.sampled_from(kids[()]))[-1]
+    definition: dict[str, Any] = {"id": "m", "initial": initial, "states": {p[-1]: node(p) for p in kids[()]}}
+    root_on = {e: _one([t for _, t in ts]) for e, ts in ons[()].items()}
     if root_on:
         definition["on"] = root_on
-    events = draw(st.lists(st.tuples(st.sampled_from(FSM_EVENTS), st.integers(0, 2)), min_size=1, max_size=10))
-    return {"definition": definition, "events": events}
+
+    def config_of(path: tuple[str, ...]) -> dict[str, Any]:
+        config = definition
+        for key in path:
+            config = config["states"][key]
+        return config
+
+    def initially_active(path: tuple[str, ...]) -> bool:
+        return all(path[:i] in parallel or config_of(path[:i])["initial"] == path[i] for i in range(len(path)))
+
+    # Refused (docs/interop.md, "Timeouts"): transitions does not enter its initial states,
+    # so an `after` there would not start.
+    later = [p for p in paths if not initially_active(p)]
+    targets = [p for p in later if any(d == p for ts in ons.values() for tl in ts.values() for d, _ in tl)]
+    timed = draw(st.sampled_from([None, *(targets or later)]))  # a state entered when possible
+    if timed is not None:
+        # docs/interop.md, "Other differences": transitions calls on_timeout with the
+        # arguments of the trigger that entered the state, fsm's after event has none: no
+        # guards on these transitions.
+        config_of(timed)["after"] = {DELAY: _one([t for _, t in transitions(timed, guarded=False)])}
+    events = (*FSM_EVENTS, TICK) if timed is not None else FSM_EVENTS
+    steps = draw(st.lists(st.tuples(st.sampled_from(events), st.integers(0, 2)), min_size=1, max_size=10))
+    return {"definition": definition, "events": steps, "parallel": bool(parallel)}
+
+
+def _one(ts: list[Any]) -> Any:
+    return ts[0] if len(ts) == 1 else ts
 
 
 def _fsm_impl(log: list[str], definition: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -570,6 +642,26 @@ def _split(log: list[str]) -> tuple[list[str], list[str], list[str]]:
     return states, actions, guards
 
 
+def _fire_timeouts(machine: Any, model: Any) -> None:
+    """Run the pending ``Timeout`` of ``model`` in a transitions machine now, as its timer
+    thread would (with the event data of the trigger that entered the state)."""
+    for timer in _timers(machine, model):
+        timer.cancel()
+        timer.function(*timer.args, **timer.kwargs)
+
+
+def _timers(machine: Any, model: Any) -> list[Any]:
+    """The pending ``Timeout`` timers of ``model``."""
+    out, stack = [], list(machine.states.values())
+    while stack:
+        state = stack.pop()
+        stack.extend((getattr(state, "states", None) or {}).values())
+        timer = getattr(state, "runner", {}).get(id(model))
+        if timer is not None and not timer.finished.is_set():
+            out.append(timer)
+    return out
+
+
 @pytest.mark.usefixtures("exact_guards")
 @settings(max_examples=150)
 @given(case=fsm_cases())
@@ -577,31 +669,53 @@ def test_to_transitions_runs_like_the_fsm_machine(case: dict[str, Any]) -> None:
     """to_transitions(m), built in transitions and converted back, behaves like m: the same
     states, the same entry/exit callbacks, transition actions and guards in order. The
     transition actions become ``before`` callbacks, so they run before the exit actions
-    instead of after (docs/interop.md, "Transition actions")."""
+    instead of after (docs/interop.md, "Transition actions"). ``TICK`` fires the pending
+    ``after`` timer: fsm's on a virtual clock, transitions' Timeout at once."""
     log: list[str] = []
     actions, guards = _fsm_impl(log, case["definition"])
     machine = fsm.Machine.from_dict(case["definition"]).provide(actions=actions, guards=guards)
     config = to_transitions(machine)
     note(repr(config))
     model = _model_for(log, actions)
-    build(config, model=model)
+    built = build(config, model=model)
     back = from_transitions(config, model=_model_for(log, actions))
-    actor, round_trip = machine.start(), back.machine().start()
+    clock, back_clock = fsm.VirtualClock(), fsm.VirtualClock()
+    actor, round_trip = machine.start(clock=clock), back.machine().start(clock=back_clock)
     log.clear()
-    for event, x in case["events"]:
-        actor.send(event, x=x)
-        original = list(log)
-        log.clear()
-        model.trigger(event, x=x)
-        in_transitions = list(log)
-        log.clear()
-        round_trip.send(event, x=x)
-        converted_back = list(log)
-        log.clear()
-        note(f"{event}(x={x}) -> {actor.snapshot.value}: {original}")
-        assert state_name(actor.snapshot) == model.state == back.state_name(round_trip.snapshot)
-        assert _split(in_transitions) == _split(original)
-        assert converted_back == in_transitions
+    try:
+        for event, x in case["events"]:
+            before = model.state
+            if event == TICK:
+                clock.advance(int(DELAY))
+            else:
+                actor.send(event, x=x)
+            original = list(log)
+            log.clear()
+            if event == TICK:
+                _fire_timeouts(built, model)
+            else:
+                model.trigger(event, x=x)
+            in_transitions = list(log)
+            log.clear()
+            if event == TICK:
+                back_clock.advance(int(DELAY))
+            else:
+                round_trip.send(event, x=x)
+            converted_back = list(log)
+            log.clear()
+            note(f"{event}(x={x}) -> {actor.snapshot.value}: {original}")
+            assert state_name(actor.snapshot) == model.state == back.state_name(round_trip.snapshot)
+            if isinstance(before, list) or isinstance(model.state, list):
+                # docs/interop.md, "Parallel states" (1, 2): the regions' callbacks run in
+                # another order; the same callbacks run.
+                assert sorted(in_transitions) == sorted(original)
+                assert sorted(converted_back) == sorted(in_transitions)
+            else:
+                assert _split(in_transitions) == _split(original)
+                assert converted_back == in_transitions
+    finally:
+        for timer in _timers(built, model):
+            timer.cancel()
 
 
 # -- refusals and details -------------------------------------------------------------------
@@ -663,6 +777,19 @@ def _nested(**options: Any) -> dict[str, Any]:
         ),
         (_nested(transitions=[["go", "A", "P"]], on_final="cb"), "on_final with parallel states"),
         (_nested(initial="P_r_y"), "initial state 'P_r_y'"),
+        (_nested(auto_transitions=True), "the auto transition 'to_P_r' to 'P_r'"),
+        (_flat(states=[{"name": "A", "timeout": 1, "on_timeout": "cb"}, "B"]), "the timeout of state 'A'"),
+        (
+            _flat(
+                states=["A", {"name": "B", "timeout": 1, "on_timeout": "cb"}],
+                transitions=[["xstate.after.1000.machine.B", "B", "A"]],
+            ),
+            "trigger 'xstate.after.1000.machine.B'",
+        ),
+        (
+            _nested(states=[{"name": "r", "initial": "x", "children": ["x", "y"]}, "s"], initial=["r", "s"]),
+            "initial=['r', 's']",
+        ),
         (
             {
                 "states": [
@@ -685,6 +812,74 @@ def test_what_has_no_equivalent_is_refused(config: dict[str, Any], feature: str)
         from_transitions(config, model=_Named())
     assert feature in info.value.feature, str(info.value)
     assert info.value.reason
+
+
+def _events(definition: Any) -> set[str]:
+    """Every event named in an ``on`` of a definition."""
+    if isinstance(definition, dict):
+        found = set(definition.get("on", {}))
+        for sub in definition.get("states", {}).values():
+            found |= _events(sub)
+        return found
+    return set()
+
+
+def test_auto_transitions_into_regions_are_refused_or_skipped() -> None:
+    """transitions' ``to_<region state>`` enters (or re-enters) only that region: refused,
+    naming the trigger, its target and the ways out; ``auto_transitions="skip"`` leaves
+    exactly those out and converts the others."""
+    config = _nested(auto_transitions=True, transitions=[["go", "P_s_u", "P_s_v"]])
+    with pytest.raises(ConversionError) as info:
+        from_transitions(config)
+    assert info.value.feature == "the auto transition 'to_P_r' to 'P_r'"
+    assert "auto_transitions='skip'" in info.value.reason
+    assert "auto_transitions=False" in info.value.reason
+    converted = from_transitions(config, auto_transitions="skip")
+    assert {e for e in _events(converted.definition) if e.startswith("to_")} == {"to_A", "to_P"}
+    machine = HierarchicalMachine(**config)
+    actor = converted.machine().start()
+    for trigger in ("to_P", "go", "to_P", "go", "to_A", "to_A", "to_P"):
+        machine.trigger(trigger)
+        actor.send(trigger)
+        assert converted.state_name(actor.snapshot) == machine.state, trigger
+    actor.send("to_P_s_v")  # left out: fsm ignores it (transitions would enter P_s_v alone)
+    assert converted.state_name(actor.snapshot) == ["P_r_x", "P_s_u"]
+    with pytest.raises(ValueError, match="'refuse' or 'skip'"):
+        from_transitions(config, auto_transitions=False)  # type: ignore[arg-type]
+
+
+def test_a_callback_firing_a_skipped_auto_transition_is_refused() -> None:
+    config = _nested(
+        auto_transitions=True,
+        queued=True,
+        transitions=[{"trigger": "go", "source": "A", "dest": "A", "after": "to_P_r"}],
+    )
+    with pytest.raises(ConversionError, match="left out by auto_transitions='skip'") as info:
+        from_transitions(config, auto_transitions="skip")
+    assert info.value.feature.startswith("callback 'to_P_r'")
+
+
+def test_auto_transitions_in_a_parallel_root_are_kept_when_the_other_regions_are_atomic() -> None:
+    """A parallel root is never entered from outside; re-entering a region agrees with
+    XState (which re-enters every region) when the other regions have nothing to reset."""
+    for config, kept, fired in [
+        ({"states": ["r", "s"], "initial": ["r", "s"]}, {"to_r", "to_s"}, ("to_r", "to_s")),
+        (
+            {"states": ["r", {"name": "s", "children": ["u", "v"]}], "initial": ["r", "s"]},
+            {"to_s", "to_s_u", "to_s_v"},  # to_r would reset s
+            ("to_s_u", "to_s_v", "to_s", "to_s_v", "to_s_u"),
+        ),
+    ]:
+        converted = from_transitions(config, auto_transitions="skip")
+        assert {e for e in _events(converted.definition) if e.startswith("to_")} == kept
+        machine = HierarchicalMachine(**config)
+        actor = converted.machine().start()
+        for trigger in fired:
+            machine.trigger(trigger)
+            actor.send(trigger)
+            assert converted.state_name(actor.snapshot) == machine.state, trigger
+    with pytest.raises(ConversionError, match="'to_r'"):
+        from_transitions(config)
 
 
 def test_names_need_a_model() -> None:
@@ -846,6 +1041,14 @@ def test_timeouts_fire_like_transitions_timeouts() -> None:
         ({"initial": "a", "context": {"n": 1}, "states": {"a": {}}}, "`context`"),
         ({"initial": "a", "states": {"a": {"after": {"1": "b", "2": "b"}}, "b": {}}}, "several `after` delays"),
         (
+            {"initial": "a", "states": {"a": {"initial": "b", "states": {"b": {"after": {"1": "c"}}, "c": {}}}}},
+            "`after` on state 'a.b'",
+        ),
+        (
+            {"id": "m", "initial": "z", "states": {"z": {"on": {"after.1.m.a": "a"}}, "a": {"after": {"1": "z"}}}},
+            "its trigger 'after.1.m.a'",
+        ),
+        (
             {
                 "initial": "a",
                 "states": {"a": {"on": {"GO": {"target": "b", "guard": {"type": "g", "params": {"n": 1}}}}}, "b": {}},
@@ -948,11 +1151,59 @@ def test_timeouts_and_raises_go_back_to_transitions() -> None:
     )
     config = to_transitions(machine)
     assert config["queued"] is True
-    assert config["states"][2] == {"name": "c", "final": True, "timeout": 1.5, "on_timeout": ["xstate.after.1500.m.c"]}
+    assert config["states"][2] == {"name": "c", "final": True, "timeout": 1.5, "on_timeout": ["after.1500.m.c"]}
     built = build(config)
     built.trigger("GO")
     assert built.state == "c"
     assert type(built.get_state("c")).__name__ != "NestedState"  # the Timeout feature is on
+
+
+def test_a_built_machine_fires_its_after_as_a_timeout() -> None:
+    """The ``after`` of to_transitions is a real transitions Timeout: its thread fires."""
+    import time
+
+    log: list[str] = []
+    machine = fsm.Machine.from_dict(
+        {
+            "id": "m",
+            "initial": "idle",
+            "states": {
+                "idle": {"on": {"START": "waiting"}},
+                "waiting": {"after": {"50": {"target": "gone", "actions": "late"}}},
+                "gone": {},
+            },
+        }
+    )
+    model = Model(log)
+    model.late = _recorder(log, "late")  # type: ignore[attr-defined]
+    build(to_transitions(machine), model=model)
+    model.trigger("START")  # type: ignore[attr-defined]
+    assert model.state == "waiting"  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 2
+    while model.state != "gone" and time.monotonic() < deadline:  # type: ignore[attr-defined]
+        time.sleep(0.01)
+    assert (model.state, log) == ("gone", ["late"])  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("ready", "expected"), [(True, "b"), (False, "a")])
+def test_a_guarded_after_goes_to_transitions_and_back(ready: bool, expected: str) -> None:
+    """Converted back, the timeout raises its trigger, which is not fsm's timer event (it
+    would take the `after` transition raising it again, for ever)."""
+    machine = fsm.Machine.from_dict(
+        {
+            "id": "m",
+            "initial": "z",
+            "states": {"z": {"on": {"GO": "a"}}, "a": {"after": {"1000": {"target": "b", "guard": "ready"}}}, "b": {}},
+        }
+    )
+    model = _Named()
+    model.ready = lambda **kw: ready  # type: ignore[attr-defined]
+    back = from_transitions(to_transitions(machine), model=model)
+    clock = fsm.VirtualClock()
+    actor = back.machine().start(clock=clock)
+    actor.send("GO")
+    clock.advance(1000)
+    assert (actor.status, actor.snapshot.value) == ("active", expected)
 
 
 def test_callables_are_named_around_the_model_method_names() -> None:
@@ -1009,3 +1260,36 @@ def test_wildcard_sources_go_to_the_ancestors_of_their_target() -> None:
         actor.send(trigger, x=x)
         assert (converted.state_name(actor.snapshot), log) == (machine.state, expected)
         log.clear()
+
+
+# -- the optional dependency ----------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+
+def test_fsm_does_not_import_transitions() -> None:
+    """transitions is the ``interop`` extra: fsm and its compilers run without it."""
+    result = _python(
+        "import sys, fsm, fsm.compile, fsm.compile.dag_runner, fsm.interop\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'transitions'))"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_bridge_without_transitions_asks_for_the_interop_extra() -> None:
+    result = _python(
+        "import sys\n"
+        "sys.modules['transitions'] = None  # as if it were not installed\n"
+        "try:\n"
+        "    import fsm.interop.transitions\n"
+        "except ImportError as exc:\n"
+        "    print(type(exc).__name__, exc)\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ImportError "), result.stdout
+    assert "pip install 'fsm[interop]'" in result.stdout

@@ -31,10 +31,20 @@ Why these decisions:
   transitions (``to_<state>``) are placed on every ancestor of their target, so the
   innermost active one is taken: like transitions, that exits only below the deepest
   active ancestor of the target.
+- **Auto transitions into a region of a parallel state are refused.** transitions enters
+  (or re-enters) only the target's region, XState every region; transitions adds them
+  for every state, so ``from_transitions(..., auto_transitions="skip")`` offers to leave
+  exactly those out (the others are converted).
+- **Timeouts start when a state is entered.** transitions does not enter its initial
+  states, so a timeout on a state active from the start is refused both ways. The
+  trigger ``to_transitions`` writes for an ``after`` is ``after.<delay>.<id>``, not fsm's
+  timer event ``xstate.after.<delay>.<id>``: converted back, a raise of the timer event
+  would be taken by the ``after`` transition raising it.
 - **Nothing approximate is emitted.** Features without an equivalent raise
   :class:`ConversionError` naming the feature and the reason. The differences that
   remain (docs/interop.md, "Inherent differences") change which callbacks run or their
-  order, not the resulting state, except auto transitions into parallel states.
+  order, not the resulting state (except conditions that read what the callbacks of the
+  same step changed, "Conditions of a fired trigger").
 """
 
 from __future__ import annotations
@@ -43,7 +53,7 @@ import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from fsm.errors import FsmError
 from fsm.machine import Machine as FsmMachine
@@ -447,6 +457,7 @@ class _Callbacks:
         self.guards: dict[str, Any] = {}
         self._by_id: dict[int, str] = {}
         self._keep: list[Any] = []
+        self.skipped: set[str] = set()  # auto transitions left out (auto_transitions="skip")
         # Names given as strings are the model's: callables are named around them.
         self._taken: set[str] = {cb for cb in _all_callbacks(spec) if isinstance(cb, str)}
 
@@ -507,6 +518,11 @@ class _Callbacks:
         ``raise`` of that event (processed after the current step, like ``queued=True``)."""
         trigger = self._trigger_of(cb)
         if trigger is not None:
+            if trigger in self.skipped:
+                raise ConversionError(
+                    f"callback {trigger!r} ({where})",
+                    "it fires an auto transition left out by auto_transitions='skip'",
+                )
             if nested and not self.spec.queued:
                 raise ConversionError(
                     f"callback {trigger!r} ({where}) with queued=False",
@@ -566,9 +582,10 @@ Path = tuple[str, ...]
 class _Writer:
     """Turns a :class:`_Spec` into an fsm definition (see the module docstring)."""
 
-    def __init__(self, spec: _Spec, cbs: _Callbacks) -> None:
+    def __init__(self, spec: _Spec, cbs: _Callbacks, auto_transitions: str = "refuse") -> None:
         self.spec = spec
         self.cbs = cbs
+        self.auto_transitions = auto_transitions
         self.root_id = spec.name
         self.nodes: dict[Path, _State] = {s.path: s for s in spec.walk()}
         self.defs: dict[Path, dict[str, Any]] = {}
@@ -641,6 +658,11 @@ class _Writer:
                 out.append(node)
         out += self.default_entry(dest)
         return out
+
+    def initial_configuration(self) -> set[Path]:
+        """The states an fsm actor of the definition starts in."""
+        tops = [s.path for s in self.spec.states] if self.root_parallel else [p[:1] for p in self.spec.initial[:1]]
+        return {p for top in tops for p in self.default_entry(top)}
 
     def descendants(self, path: Path) -> list[Path]:
         return [p for p in self.nodes if len(p) > len(path) and p[: len(path)] == path]
@@ -743,14 +765,24 @@ class _Writer:
             )
         self._check_scopes()
         self._check_parallel()
+        self.cbs.skipped = self._skipped_auto_transitions()
         root: dict[str, Any] = {"id": self.root_id}
         if self.root_parallel:
+            initial = [spec.full_name(p) for p in spec.initial]
             tops = sorted(p[0] for p in spec.initial if len(p) == 1)
             if tops != sorted(s.name for s in spec.states) or any(len(p) != 1 for p in spec.initial):
                 raise ConversionError(
-                    f"initial={[spec.full_name(p) for p in spec.initial]!r}",
+                    f"initial={initial!r}",
                     "a list initial must name every top-level state (XState's parallel root enters all of them)",
                 )
+            for state in spec.states:
+                if state.children and (state.parallel or state.initial is not None):
+                    raise ConversionError(
+                        f"initial={initial!r}",
+                        f"transitions starts in the top-level state {state.name!r} itself, without entering its "
+                        f"{'regions' if state.parallel else 'initial state'}; XState enters "
+                        f"{'them' if state.parallel else 'it'}",
+                    )
             root["type"] = "parallel"
         elif spec.initial:
             start = spec.initial[0]
@@ -807,8 +839,21 @@ class _Writer:
         if state.on_exit:
             config["exit"] = self.acts(state.on_exit, f"on_exit of state {name!r}")
         if state.timeout > 0:
+            if state.path in self.initial_configuration():
+                raise ConversionError(
+                    f"the timeout of state {name!r}",
+                    "the state is active from the start: transitions does not enter its initial states, so their "
+                    "timeouts do not start until they are entered again; an fsm actor starts them when it starts",
+                )
             ms = state.timeout * 1000
             key = str(int(ms)) if ms == int(ms) else repr(ms)
+            timer_event = f"xstate.after.{key}.{'.'.join((self.root_id, *state.path))}"
+            if timer_event in self.spec.triggers:
+                raise ConversionError(
+                    f"trigger {timer_event!r}",
+                    f"it is the name of fsm's timer event for the timeout of state {name!r}, whose "
+                    "transitions it would take: rename the trigger",
+                )
             actions = [self.cbs.action(cb, f"on_timeout of state {name!r}", nested=False) for cb in state.on_timeout]
             config["after"] = {key: {"actions": actions}}
         if state.tags:
@@ -961,12 +1006,52 @@ class _Writer:
             )
             self.put(holder, self.emit(copy, holder))
 
+    def auto_transition_differs(self, dest: Path) -> Path | None:
+        """The parallel state for which transitions' auto transition ``to_<dest>`` ends in
+        another configuration than XState's, if there is one.
+
+        transitions enters only the target's region of a parallel state entered from
+        outside, and from inside re-enters only that region; XState enters every region,
+        and re-enters every region at its initial state (the parallel state is the
+        transition's domain). A parallel root cannot be entered from outside: its auto
+        transitions agree when the other regions are atomic (nothing to reset).
+        """
+        for par in self.parallel_ancestors(dest):
+            region = dest[: len(par) + 1]
+            if par or any(self.children(r) for r in self.children(par) if r != region):
+                return par
+        return None
+
+    def _skipped_auto_transitions(self) -> set[str]:
+        """The auto transitions without an equivalent: refused, or with
+        ``auto_transitions="skip"`` left out (their names)."""
+        skipped: set[str] = set()
+        if not self.spec.auto_transitions:
+            return skipped
+        name = self.spec.full_name
+        for state in self.spec.walk():
+            par = self.auto_transition_differs(state.path)
+            if par is None:
+                continue
+            trigger = f"to_{name(state.path)}"
+            if self.auto_transitions != "skip":
+                raise ConversionError(
+                    f"the auto transition {trigger!r} to {name(state.path)!r}",
+                    f"it is inside the parallel state {name(par) if par else 'root'!r}: transitions enters or "
+                    "re-enters only the region of the target, XState every region (at its initial state). "
+                    "Pass auto_transitions='skip' to from_transitions to leave such auto transitions out, or "
+                    "create the transitions machine with auto_transitions=False",
+                )
+            skipped.add(trigger)
+        return skipped
+
     def place_auto_transitions(self) -> None:
         if not self.spec.auto_transitions:
             return
         for state in self.spec.walk():
             trigger = f"to_{self.spec.full_name(state.path)}"
-            self.place_everywhere(_Transition(trigger, (), state.path))
+            if trigger not in self.cbs.skipped:
+                self.place_everywhere(_Transition(trigger, (), state.path))
 
 
 def _is_raise(action: Any) -> bool:
@@ -1024,7 +1109,13 @@ class Converted:
         return state_name(value, self.separator)
 
 
-def from_transitions(obj: Any, *, model: Any = None, machine_class: type | None = None) -> Converted:
+def from_transitions(
+    obj: Any,
+    *,
+    model: Any = None,
+    machine_class: type | None = None,
+    auto_transitions: Literal["refuse", "skip"] = "refuse",
+) -> Converted:
     """Convert a transitions machine, or its configuration dict, to an fsm definition.
 
     ``obj`` is a configured ``transitions.Machine`` / ``HierarchicalMachine`` (and their
@@ -1035,8 +1126,15 @@ def from_transitions(obj: Any, *, model: Any = None, machine_class: type | None 
     A configuration is interpreted by ``machine_class`` (default: ``HierarchicalMachine``
     when states nest or use ``on_final``, else ``Machine``).
 
+    ``auto_transitions`` says what to do with the auto transitions (``to_<state>``) that
+    have no equivalent, those into a region of a parallel state: ``"refuse"`` (raise
+    :class:`ConversionError`) or ``"skip"`` (leave them out of the definition; fsm then
+    ignores those triggers). The other auto transitions are converted either way.
+
     Raises :class:`ConversionError` naming the first feature without an equivalent.
     """
+    if auto_transitions not in ("refuse", "skip"):
+        raise ValueError(f"auto_transitions must be 'refuse' or 'skip', not {auto_transitions!r}")
     if isinstance(obj, Mapping):
         machine = _instantiate(obj, machine_class)
         from_config = True
@@ -1054,7 +1152,7 @@ def from_transitions(obj: Any, *, model: Any = None, machine_class: type | None 
         raise TypeError(f"from_transitions takes a transitions Machine or its config dict, not {type(obj).__name__}")
     spec = _read(machine, model, from_config)
     callbacks = _Callbacks(spec, model, machine)
-    definition = _Writer(spec, callbacks).write()
+    definition = _Writer(spec, callbacks, auto_transitions).write()
     return Converted(definition, callbacks.actions, callbacks.guards, spec.separator)
 
 
@@ -1122,6 +1220,7 @@ class _Reverse:
         self.root_id = str(definition.get("id", "machine"))
         self.ids: dict[str, tuple[str, ...]] = {}
         self.configs: dict[tuple[str, ...], Mapping[str, Any]] = {}
+        self.events: set[str] = set()
         self._index(definition, ())
         self.hierarchical = any(len(p) > 1 for p in self.configs)
         self.transitions: list[dict[str, Any]] = []
@@ -1133,6 +1232,7 @@ class _Reverse:
 
     def _index(self, config: Mapping[str, Any], path: tuple[str, ...]) -> None:
         self.configs[path] = config
+        self.events.update(config.get("on") or {})
         default_id = ".".join((self.root_id, *path))
         self.ids[str(config.get("id", default_id)) if path else self.root_id] = path
         if path and "id" in config:
@@ -1231,15 +1331,34 @@ class _Reverse:
             out.update(self.timeout(config["after"], path))
         return out
 
+    def initially_active(self, path: tuple[str, ...]) -> bool:
+        """Is the state in the configuration an actor starts in?"""
+        for i, key in enumerate(path):
+            parent = self.configs[path[:i]]
+            if parent.get("type") != "parallel" and self.initial_of(parent, path[:i]) != key:
+                return False
+        return True
+
     def timeout(self, after: Mapping[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
         if len(after) != 1:
             raise self.refuse(path, "several `after` delays", "a transitions Timeout state has one timeout")
+        if self.initially_active(path):
+            raise self.refuse(
+                path,
+                "`after`",
+                "the state is active from the start, and transitions does not enter its initial states: its "
+                "Timeout would not start until the state is entered again",
+            )
         delay, spec = next(iter(after.items()))
         try:
             seconds = float(delay) / 1000
         except ValueError:
             raise self.refuse(path, f"the delay {delay!r}", "transitions needs a number of seconds") from None
-        trigger = f"xstate.after.{delay}.{'.'.join((self.root_id, *path))}"
+        # Not fsm's own timer event type (xstate.after.<delay>.<id>): converted back, a raise
+        # of it would be taken by the `after` transition raising it.
+        trigger = f"after.{delay}.{'.'.join((self.root_id, *path))}"
+        if trigger in self.events:
+            raise self.refuse(path, f"`after` (its trigger {trigger!r})", "the machine has an event of that name")
         self.add_transitions(trigger, path, spec)
         return {"timeout": seconds, "on_timeout": [trigger]}
 
