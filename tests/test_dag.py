@@ -21,9 +21,12 @@ inputs built from the right upstream outputs).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import random
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -403,6 +406,8 @@ class PureRun:
         self.snapshot, _ = machine.initial_transition({"params": plan.params}, now=0.0)
         self.events: list[tuple[str, str]] = []
         self.running_at: dict[str, list[float]] = {}
+        self.policies = {t: spec.retry for t, spec in parse_dag(plan.doc).tasks.items()}
+        self.failed_at: dict[str, float] = {}  # task -> when its last attempt failed
 
     def context(self) -> Mapping[str, Any]:
         return self.snapshot.context
@@ -443,11 +448,20 @@ class PureRun:
                 }
             else:
                 event = error_actor(task, RuntimeError(f"{task} attempt {attempt}"))
+                self.failed_at[task] = self.now
             self.snapshot, _ = self.machine.transition(self.snapshot, event, now=self.now)
             self.events.append(("complete", task))
         else:
             timer: fsm.Timer = what
             self.now = max(self.now, timer.due)
+            if timer.id.startswith("dag.retry."):
+                task = timer.id.removeprefix("dag.retry.")
+                policy = self.policies[task]
+                if not policy.jitter:  # the delay before retry k follows attempt k
+                    delay = retry_delay_ms(policy, self.context()[task]["attempt"])
+                    assert timer.due - self.failed_at[task] == pytest.approx(delay), (task, timer.due)
+            elif str(timer.event["type"]).endswith(".running"):
+                self.failed_at[_timed_out_task(timer)] = self.now
             self.snapshot, _ = self.machine.fire(self.snapshot, timer)
             self.events.append(("timer", timer.id))
 
@@ -906,47 +920,46 @@ def test_max_parallel_is_never_exceeded_and_every_runnable_task_runs(plan: Plan,
 # ============================================================================ soundness and confluence
 
 
-def explore(machine: fsm.Machine, plan: Plan, limit: int = 4000) -> tuple[int, list[fsm.Snapshot], bool]:
+def explore(machine: fsm.Machine, plan: Plan, limit: int = 4000) -> tuple[int, list[fsm.Snapshot]]:
     """Every configuration reachable by any order of completions and timer firings.
     Checks that each one is final or has a successor, and that a final configuration
-    is reachable from each one. Returns (states seen, final snapshots, complete?)."""
+    is reachable from each one. Returns (states seen, final snapshots). The search must
+    end within ``limit`` configurations (the sizes used here stay far below it)."""
 
     def key(snap: fsm.Snapshot) -> str:
         timers = sorted((t.id, t.due) for t in snap.timers)
         return json.dumps([snap.value, snap.context, timers, sorted(snap.children)], sort_keys=True, default=str)
 
     start = PureRun(machine, plan)
-    seen: dict[str, tuple[fsm.Snapshot, float]] = {key(start.snapshot): (start.snapshot, 0.0)}
+    # configuration -> (snapshot, time, when each task last failed: the retry delays count from it)
+    seen: dict[str, tuple[fsm.Snapshot, float, dict[str, float]]] = {key(start.snapshot): (start.snapshot, 0.0, {})}
     edges: dict[str, list[str]] = {}
     frontier = [key(start.snapshot)]
     finals: list[fsm.Snapshot] = []
-    complete = True
     while frontier:
         current = frontier.pop()
-        snap, now = seen[current]
+        snap, now, failed_at = seen[current]
         if snap.status != "active":
             assert snap.status == "done"
             finals.append(snap)
             edges[current] = []
             continue
-        run = PureRun.__new__(PureRun)
-        run.machine, run.plan, run.snapshot, run.now, run.events = machine, plan, snap, now, []
+        run = copy.copy(start)
+        run.snapshot, run.now = snap, now
         options = run.options()
         assert options, f"deadlock in {snap.value}"
         edges[current] = []
         for option in options:
-            run.snapshot, run.now = snap, now
+            run.snapshot, run.now, run.failed_at, run.events = snap, now, dict(failed_at), []
             run.apply(option)
             k = key(run.snapshot)
             edges[current].append(k)
             if k not in seen:
-                if len(seen) >= limit:
-                    complete = False
-                    continue
-                seen[k] = (run.snapshot, run.now)
+                assert len(seen) < limit, f"the search passed {limit} configurations: use a smaller DAG"
+                seen[k] = (run.snapshot, run.now, run.failed_at)
                 frontier.append(k)
     # a final configuration is reachable from every explored configuration
-    can_finish = {k for k, (s, _) in seen.items() if s.status != "active"}
+    can_finish = {k for k, (s, _, _) in seen.items() if s.status != "active"}
     changed = True
     while changed:
         changed = False
@@ -954,9 +967,8 @@ def explore(machine: fsm.Machine, plan: Plan, limit: int = 4000) -> tuple[int, l
             if k not in can_finish and any(s in can_finish for s in successors):
                 can_finish.add(k)
                 changed = True
-    if complete:
-        assert can_finish == set(seen), "some configuration cannot reach a final one"
-    return len(seen), finals, complete
+    assert can_finish == set(seen), "some configuration cannot reach a final one"
+    return len(seen), finals
 
 
 def result_of(snap: fsm.Snapshot) -> str:
@@ -973,7 +985,7 @@ def test_soundness_exhaustively_for_small_dags(plan: Plan) -> None:
     configuration is reachable from each. Deterministic mode without fail_fast is
     confluent: every completion order ends in the same configuration."""
     machine = machine_for(plan)
-    _, finals, _ = explore(machine, plan)
+    _, finals = explore(machine, plan)
     assert finals
     if plan.mode == "deterministic" and not plan.fail_fast:
         assert len({result_of(s) for s in finals}) == 1
@@ -1005,8 +1017,8 @@ def test_exhaustive_search_of_a_diamond_with_retries_and_a_branch(mode: str) -> 
     }
     outcomes = {"a": ["error", "ok"], "b": ["error"], "g": ["ok"], "c": ["ok"], "d": ["ok"], "e": ["error", "ok"]}
     plan = Plan(doc, {**outcomes, "f": []}, {"c": ["e"]})
-    count, finals, complete = explore(machine_for(plan), plan, limit=20_000)
-    assert complete and count > 20
+    count, finals = explore(machine_for(plan), plan, limit=20_000)
+    assert count > 20
     results = {result_of(s) for s in finals}
     if mode == "deterministic":
         assert len(results) == 1
@@ -1356,21 +1368,37 @@ def test_max_parallel_with_real_threads() -> None:
 
 
 def test_matrix_fan_out_with_lanes_and_fail_fast() -> None:
+    """fanout_dag.yaml: five shards in lanes of ``max_parallel: 2``, on real threads (more
+    workers than that): never more than two shards at once, and two at once."""
+    import threading
+
     dag = load_dag(DAGS / "fanout_dag.yaml")
     seen: list[Any] = []
+    lock = threading.Lock()
+    now = {"running": 0, "peak": 0}
 
     def shard(input: Any) -> int:
-        seen.append(input)
+        with lock:
+            seen.append(input)
+            now["running"] += 1
+            now["peak"] = max(now["peak"], now["running"])
+        time.sleep(0.02)
+        with lock:
+            now["running"] -= 1
         return int(input["shard"]) * 10
 
     result = run_dag(
-        dag, {"shards": [1, 2, 3, 4, 5]}, services={"process_shard": shard, "merge": sum_outputs, "split": lambda i: i}
+        dag,
+        {"shards": [1, 2, 3, 4, 5]},
+        services={"process_shard": shard, "merge": sum_outputs, "split": lambda i: i},
+        workers=8,
+        timeout=20,
     )
     assert result.ok, result
     assert result.outputs["merge"] == 150
     assert [k for k in result.states if k.startswith("process")] == [f"process[{i}]" for i in range(5)]
-    definition = compile_dag(dag, {"shards": [1, 2, 3]})
-    assert definition["states"]["run"]["states"]["process[2]"]["states"]["waiting"]["on"]  # lanes: compiled
+    assert sorted(i["shard"] for i in seen) == [1, 2, 3, 4, 5]
+    assert now["peak"] == 2
 
 
 def sum_outputs(input: Any) -> int:
@@ -1529,3 +1557,111 @@ def test_dag_machine_provides_everything_the_definition_references() -> None:
     bare = fsm.Machine.from_dict(compiled)
     assert set(bare.missing_implementations()) == {"services", "delays"}  # jitter needs the runner's random
     assert isinstance(dag, Dag)
+
+
+# ============================================================================ the command line and tools
+
+
+def fsm_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fsm.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
+
+
+def documented_runs() -> list[list[str]]:
+    """The arguments of every ``fsm run`` command in docs/dag.md's ```sh blocks."""
+    text = (ROOT / "docs" / "dag.md").read_text(encoding="utf-8")
+    runs = []
+    for block in re.findall(r"^```sh\n(.*?)^```", text, re.S | re.M):
+        for line in block.splitlines():
+            words = shlex.split(line, comments=True)
+            if words[:2] == ["fsm", "run"]:
+                runs.append(words[2:])
+    return runs
+
+
+def test_docs_show_how_to_run_a_dag() -> None:
+    assert documented_runs(), "docs/dag.md shows no `fsm run` command any more"
+
+
+@pytest.mark.parametrize("args", documented_runs(), ids=" ".join)
+def test_documented_fsm_run_commands_succeed(args: list[str]) -> None:
+    """Run from the repository root, as a reader of docs/dag.md would."""
+    result = fsm_cli("run", *args)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert json.loads(result.stdout.splitlines()[-1])["status"] == "succeeded"
+
+
+FLAKY_DAG = """
+id: flaky
+tasks:
+  extract: {service: extract}
+  load: {service: load, needs: extract, input: {rows: {expr: tasks.extract.output}}}
+"""
+
+FLAKY_IMPL = """
+from pathlib import Path
+
+
+def _called(name):
+    with open("calls.txt", "a") as f:
+        f.write(name + "\\n")
+
+
+def extract(input):
+    _called("extract")
+    return 3
+
+
+def load(input):
+    _called("load")
+    if not Path("fixed").exists():
+        raise OSError("database down")
+    return input["rows"] * 2
+"""
+
+
+def test_cli_stores_a_dag_run_and_reruns_what_failed(tmp_path: Path) -> None:
+    (tmp_path / "flaky.yaml").write_text(FLAKY_DAG)
+    (tmp_path / "flaky_impl.py").write_text(FLAKY_IMPL)
+    db = tmp_path / "x.db"
+    run = ("run", "flaky.yaml", "--impl", "flaky_impl", "--store", f"sqlite:///{db}", "--id", "R1")
+
+    def last_line(result: subprocess.CompletedProcess[str]) -> Any:
+        return json.loads(result.stdout.splitlines()[-1])
+
+    first = fsm_cli(*run, cwd=tmp_path)
+    assert first.returncode == 3, first.stderr  # the run failed
+    assert last_line(first) == {"run": "R1", "status": "failed", "states": {"extract": "succeeded", "load": "failed"}}
+    assert "database down" in first.stderr
+    (tmp_path / "fixed").touch()
+    shown = fsm_cli(*run, cwd=tmp_path)  # finished: shown as stored, nothing runs
+    assert (shown.returncode, last_line(shown)) == (3, last_line(first))
+    assert (tmp_path / "calls.txt").read_text().split() == ["extract", "load"]
+    second = fsm_cli(*run, "--rerun", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert last_line(second) == {
+        "run": "R1.rerun1",
+        "status": "succeeded",
+        "states": {"extract": "succeeded", "load": "succeeded"},
+    }
+    assert (tmp_path / "calls.txt").read_text().split() == ["extract", "load", "load"]  # extract restored
+    store = SQLiteStore(db)
+    try:
+        assert store.load("R1.rerun1").snapshot["context"]["load"]["output"] == 6
+    finally:
+        store.close()
+
+
+def test_the_dag_benchmark_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, "tools/bench/dag.py", "--tasks", "20", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads(result.stdout)["rows"]
+    assert [(r["shape"], r["tasks"]) for r in rows] == [("layered", 20), ("fanout", 20)]
+    assert all(r["steps"] > 0 for r in rows)  # the durable run was journaled
